@@ -1,0 +1,4 @@
+from postmaster.cli import main
+import sys
+
+sys.exit(main())

@@ -1,0 +1,120 @@
+"""kopf registrations: thin handlers that route every trigger to a provider group reconcile.
+
+Importing this module registers the handlers with kopf's default registry.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import kopf
+
+from postmaster import GROUP, VERSION
+from postmaster.api.resources import MAIL_PROVIDER, RESTRICTION_POLICY, SENDING_DOMAIN
+from postmaster.handlers import kubeapi
+from postmaster.handlers.reconcile import provider_ref, reconcile_group
+
+log = logging.getLogger(__name__)
+PREFIX = GROUP
+
+
+@kopf.on.startup()
+def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+    """kopf's bookkeeping under postmaster.dev; no finalizers; quiet event posting."""
+    settings.persistence.finalizer = f"{PREFIX}/finalizer"
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=PREFIX)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=PREFIX, key="last-handled-configuration"
+    )
+    settings.posting.level = logging.WARNING  # our own Events say what changed; kopf's would repeat it
+    settings.peering.standalone = True
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    settings.networking.request_timeout = 30
+    kubeapi.load_config()
+
+
+def _secret_refs(spec: dict[str, Any]) -> set[str]:
+    auth = spec.get("auth") or {}
+    names = set()
+    if (auth.get("credentialsSecretRef") or {}).get("name"):
+        names.add(auth["credentialsSecretRef"]["name"])
+    oauth2 = auth.get("oauth2") or {}
+    if (oauth2.get("tokenSecretRef") or {}).get("name"):
+        names.add(oauth2["tokenSecretRef"]["name"])
+    if ((oauth2.get("clientCredentials") or {}).get("clientSecretRef") or {}).get("name"):
+        names.add(oauth2["clientCredentials"]["clientSecretRef"]["name"])
+    return names
+
+
+@kopf.index(GROUP, VERSION, MAIL_PROVIDER.plural)
+def providers_by_secret(namespace: str, name: str, spec: dict[str, Any], **_: Any) -> dict[tuple[str, str], str]:
+    """(namespace, Secret name) -> names of the MailProviders that read it."""
+    return {(namespace, secret): name for secret in _secret_refs(spec)}
+
+
+# --- MailProvider -----------------------------------------------------------------------------------
+
+
+@kopf.on.resume(GROUP, VERSION, MAIL_PROVIDER.plural)
+@kopf.on.create(GROUP, VERSION, MAIL_PROVIDER.plural)
+@kopf.on.update(GROUP, VERSION, MAIL_PROVIDER.plural)
+async def mailprovider_changed(namespace: str, name: str, **_: Any) -> None:
+    await reconcile_group(namespace, name)
+
+
+@kopf.on.event(GROUP, VERSION, MAIL_PROVIDER.plural)
+async def mailprovider_event(type: str | None, namespace: str, name: str, **_: Any) -> None:  # noqa: A002
+    """A provider that disappears leaves its dependents with ProviderNotFound."""
+    if type == "DELETED":
+        await reconcile_group(namespace, name)
+
+
+# --- SendingDomain and RestrictionPolicy -------------------------------------------------------------
+
+
+def _refs(old: dict[str, Any] | None, new: dict[str, Any] | None) -> set[str]:
+    names = {provider_ref({"spec": (b or {}).get("spec")}) for b in (old, new)}
+    return {n for n in names if n}
+
+
+@kopf.on.resume(GROUP, VERSION, SENDING_DOMAIN.plural)
+@kopf.on.create(GROUP, VERSION, SENDING_DOMAIN.plural)
+@kopf.on.update(GROUP, VERSION, SENDING_DOMAIN.plural)
+@kopf.on.resume(GROUP, VERSION, RESTRICTION_POLICY.plural)
+@kopf.on.create(GROUP, VERSION, RESTRICTION_POLICY.plural)
+@kopf.on.update(GROUP, VERSION, RESTRICTION_POLICY.plural)
+async def dependent_changed(
+    namespace: str, old: dict[str, Any] | None, new: dict[str, Any] | None, body: dict[str, Any], **_: Any
+) -> None:
+    """Reconcile the group it belongs to now, and the one it left when providerRef changed."""
+    for provider in sorted(_refs(old, new) | _refs(None, dict(body))):
+        await reconcile_group(namespace, provider)
+
+
+@kopf.on.event(GROUP, VERSION, SENDING_DOMAIN.plural)
+@kopf.on.event(GROUP, VERSION, RESTRICTION_POLICY.plural)
+async def dependent_event(type: str | None, namespace: str, body: dict[str, Any], **_: Any) -> None:  # noqa: A002
+    """A deleted policy or domain leaves the relay tables of its provider."""
+    provider = provider_ref(dict(body))
+    if type == "DELETED" and provider:
+        await reconcile_group(namespace, provider)
+
+
+# --- Secrets -----------------------------------------------------------------------------------------
+
+
+def _referenced(namespace: str, name: str, providers_by_secret: kopf.Index[Any, Any], **_: Any) -> bool:
+    return (namespace, name) in providers_by_secret
+
+
+@kopf.on.event("", "v1", "secrets", when=_referenced)
+async def secret_event(namespace: str, name: str, providers_by_secret: kopf.Index[Any, Any], **_: Any) -> None:
+    """A credentials Secret was created, changed or deleted: re-render the providers that read it.
+
+    The body is never logged: only the names.
+    """
+    for provider in sorted(set(providers_by_secret.get((namespace, name), []))):
+        log.info("Secret %s/%s changed: reconciling MailProvider %s", namespace, name, provider)
+        await reconcile_group(namespace, provider)

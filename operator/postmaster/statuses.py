@@ -1,0 +1,175 @@
+"""Pure status computation: gathered facts in, the status each object should carry out.
+
+Every function takes the object's old status so that `lastTransitionTime` survives and fields owned by
+other writers (the probe, the DNS checks) are kept.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+
+from postmaster.conditions import Cond, merge_conditions, summarize
+from postmaster.resolution import Endpoint, SpecError
+
+CREDENTIALS_RESOLVED = "CredentialsResolved"
+PROVIDER_RESOLVED = "ProviderResolved"
+RENDERED = "Rendered"
+
+
+def spec_error_from_validation(exc: ValidationError) -> SpecError:
+    """The first pydantic error as a SpecError naming the field as the manifest spells it."""
+    err = exc.errors()[0]
+    path = "spec" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"])
+    count = exc.error_count()
+    more = f" (and {count - 1} more)" if count > 1 else ""
+    return SpecError(path, f"{err['msg']}{more}")
+
+
+def stalled(error: SpecError) -> Cond:
+    return Cond("Stalled", "True", error.reason, f"{error.field_path}: {error.message}")
+
+
+def _base(old: dict[str, Any], generation: int | None, updates: list[Cond], now: str) -> dict[str, Any]:
+    new = dict(old)
+    new["observedGeneration"] = generation
+    new["conditions"] = merge_conditions(old.get("conditions"), updates, generation=generation, now=now)
+    return new
+
+
+@dataclass(frozen=True)
+class ProviderFacts:
+    generation: int | None
+    endpoint: Endpoint | None = None
+    error: SpecError | None = None
+    credentials_needed: bool = True
+    secret_name: str | None = None
+    relay_name: str | None = None
+    extra_details: tuple[Cond, ...] = field(default=())
+
+
+def mailprovider_status(facts: ProviderFacts, old: dict[str, Any], now: str) -> dict[str, Any]:
+    details: list[Cond] = []
+    error = facts.error
+    if error is not None and error.reason in ("SecretNotFound", "SecretKeyNotFound", "InvalidCredentials"):
+        details.append(Cond(CREDENTIALS_RESOLVED, "False", error.reason, f"{error.field_path}: {error.message}"))
+    elif error is None:
+        details.append(
+            Cond(CREDENTIALS_RESOLVED, "True", "CredentialsFound", "The credentials Secret and its keys exist.")
+            if facts.credentials_needed
+            else Cond(CREDENTIALS_RESOLVED, "True", "NoCredentialsNeeded", "auth.method needs no Secret.")
+        )
+    details.extend(facts.extra_details)
+    ready_message = ""
+    if facts.endpoint is not None and error is None:
+        ready_message = (
+            f"Secret {facts.secret_name} (for applications) and ConfigMap/Secret {facts.relay_name} (for the "
+            f"relay) are up to date for {facts.endpoint.host}:{facts.endpoint.port} ({facts.endpoint.tls.value})."
+        )
+        if facts.endpoint.entry.testing_only:
+            ready_message += f" {facts.endpoint.entry.title} captures mail for testing: do not use it in production."
+    updates = summarize(details, ready_message=ready_message, stalled=stalled(error) if error else None)
+    new = _base(old, facts.generation, updates, now)
+    if error is None or error.reason != "InvalidSpec":
+        # Keep what was last resolved while only the Secret is wrong; the outputs still hold it.
+        if facts.endpoint is not None:
+            new["endpoint"] = {
+                "host": facts.endpoint.host,
+                "port": facts.endpoint.port,
+                "tls": facts.endpoint.tls.value,
+                "authMethod": facts.endpoint.auth_method.value,
+            }
+    if error is None and facts.secret_name:
+        new["outputs"] = {
+            "secret": facts.secret_name,
+            "relayConfigMap": facts.relay_name,
+            "relaySecret": facts.relay_name,
+        }
+    return new
+
+
+@dataclass(frozen=True)
+class DependentFacts:
+    """What a SendingDomain or RestrictionPolicy learns from its provider group's reconcile."""
+
+    generation: int | None
+    provider: str
+    provider_found: bool
+    provider_error: SpecError | None = None
+    own_error: SpecError | None = None
+    relay_name: str | None = None
+
+
+def _provider_condition(facts: DependentFacts) -> Cond:
+    if not facts.provider_found:
+        return Cond(
+            PROVIDER_RESOLVED,
+            "False",
+            "ProviderNotFound",
+            f"MailProvider {facts.provider!r} does not exist in this namespace: create it or fix spec.providerRef.name. "
+            "This clears by itself when the provider appears.",
+        )
+    if facts.provider_error is not None:
+        return Cond(
+            PROVIDER_RESOLVED,
+            "False",
+            "ProviderNotReady",
+            f"MailProvider {facts.provider!r} is stalled ({facts.provider_error.reason}): "
+            f"{facts.provider_error.field_path}: {facts.provider_error.message}",
+        )
+    return Cond(PROVIDER_RESOLVED, "True", "ProviderFound", f"MailProvider {facts.provider!r} is usable.")
+
+
+def restrictionpolicy_status(facts: DependentFacts, name: str, old: dict[str, Any], now: str) -> dict[str, Any]:
+    provider = _provider_condition(facts)
+    if facts.own_error is not None:
+        rendered = Cond(
+            RENDERED, "False", facts.own_error.reason, "Fix the spec; the relay keeps the last good tables."
+        )
+    elif provider.status != "True":
+        rendered = Cond(RENDERED, "False", provider.reason, "Waiting for the provider; nothing was rendered.")
+    else:
+        rendered = Cond(
+            RENDERED,
+            "True",
+            "RenderedIntoRelay",
+            f"Compiled into ConfigMap {facts.relay_name} as send-{name}.pcre and receive-{name}.pcre.",
+        )
+    details = [provider, rendered]
+    updates = summarize(
+        details,
+        ready_message=f"Enforced by the relay of MailProvider {facts.provider!r} (ConfigMap {facts.relay_name}).",
+        stalled=stalled(facts.own_error) if facts.own_error else None,
+    )
+    new = _base(old, facts.generation, updates, now)
+    if rendered.status == "True":
+        new["relayConfigMap"] = facts.relay_name
+    else:
+        new.pop("relayConfigMap", None)
+    return new
+
+
+def sendingdomain_status(
+    facts: DependentFacts,
+    old: dict[str, Any],
+    now: str,
+    *,
+    records: list[dict[str, Any]] | None = None,
+    dns_details: tuple[Cond, ...] = (),
+) -> dict[str, Any]:
+    provider = _provider_condition(facts)
+    details = [provider, *dns_details]
+    updates = summarize(
+        details,
+        ready_message=f"Sends through MailProvider {facts.provider!r}; publish the records in status.records.",
+        stalled=stalled(facts.own_error) if facts.own_error else None,
+    )
+    new = _base(old, facts.generation, updates, now)
+    new["provider"] = facts.provider if provider.status == "True" else None
+    if new["provider"] is None:
+        new.pop("provider")
+    if records is not None:
+        new["records"] = records
+    return new

@@ -1,0 +1,7 @@
+"""Shared pytest configuration: fixtures live in tests/fixtures/, one module per real component."""
+
+pytest_plugins = [
+    "tests.fixtures.kube",
+    "tests.fixtures.dns",
+    "tests.fixtures.smtp",
+]
