@@ -2,6 +2,7 @@
 
 pytest_plugins = [
     "tests.fixtures.kube",
+    "tests.fixtures.operator",
     "tests.fixtures.dns",
     "tests.fixtures.smtp",
 ]

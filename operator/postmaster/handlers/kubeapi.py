@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import os
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -36,7 +37,8 @@ def load_config() -> None:
     try:
         kubernetes.config.load_incluster_config()
     except kubernetes.config.ConfigException:
-        kubernetes.config.load_kube_config()
+        # The client reads $KUBECONFIG once, at import; read it now so a later change is honoured.
+        kubernetes.config.load_kube_config(config_file=os.environ.get("KUBECONFIG") or None)
     _clients.clear()
 
 

@@ -32,7 +32,17 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.networking.request_timeout = 30
-    kubeapi.load_config()
+    try:
+        kubeapi.load_config()
+    except Exception as exc:  # no cluster to talk to: stop with the reason instead of retrying forever
+        raise kopf.PermanentError(f"cannot load Kubernetes credentials: {exc}") from exc
+
+
+@kopf.on.login()
+def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+    """In a Pod, the service account; elsewhere the kubeconfig that $KUBECONFIG names at start-up time."""
+    info: kopf.ConnectionInfo | None = kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+    return info
 
 
 def _secret_refs(spec: dict[str, Any]) -> set[str]:
