@@ -50,7 +50,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     import postmaster.handlers.operator  # noqa: F401  (registers the handlers)
 
-    kopf.configure(verbose=args.verbose, debug=args.debug, log_format=kopf.LogFormat.PLAIN)
+    kopf.configure(verbose=args.verbose, debug=args.debug, log_format=kopf.LogFormat.FULL)
     namespaces: Sequence[str] = args.namespace or ()
     kopf.run(
         clusterwide=not namespaces,
@@ -59,6 +59,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
         liveness_endpoint=args.liveness,
     )
     return 0
+
+
+def _cmd_quickstart(args: argparse.Namespace) -> int:
+    from postmaster.quickstart import prepare
+
+    prepare(Path(args.root), examples=not args.no_examples)
+    if args.no_operator:
+        return 0
+    return _cmd_run(args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -78,6 +87,17 @@ def build_parser() -> argparse.ArgumentParser:
     crds.add_argument("--check", action="store_true", help="only check that the files match the models")
     crds.set_defaults(func=_cmd_crds)
 
+    quick = sub.add_parser(
+        "quickstart",
+        help="what `make run` does: use your cluster or start a local one, install CRDs and examples, run",
+    )
+    quick.add_argument("--root", default=".", help="the checkout holding crds/ and examples/ (default: .)")
+    quick.add_argument("--no-examples", action="store_true", help="do not apply examples/")
+    quick.add_argument("--no-operator", action="store_true", help="prepare the cluster, then exit")
+    quick.add_argument("-v", "--verbose", action="store_true", help="log more")
+    quick.add_argument("--debug", action="store_true", help="log kopf's internals")
+    quick.set_defaults(func=_cmd_quickstart, namespace=None, liveness=None)
+
     for module in _PLUGINS:
         try:
             register: Callable[[Any], None] = import_module(module).register
@@ -90,8 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
+    if args.func not in (_cmd_run, _cmd_quickstart):  # kopf configures logging for the operator itself
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
     result = args.func(args)
     if asyncio.iscoroutine(result):
         result = asyncio.run(result)

@@ -162,7 +162,8 @@ def resolve_credentials(
     if endpoint.auth_method in (AuthMethod.NONE, AuthMethod.XOAUTH2):
         return None
     auth = spec.auth
-    assert auth is not None and auth.credentials_secret_ref is not None  # resolve_endpoint guarantees it  # noqa: S101
+    if auth is None or auth.credentials_secret_ref is None:  # resolve_endpoint refuses this earlier
+        raise SpecError("spec.auth.credentialsSecretRef", "a Secret with the password is needed")
     ref = auth.credentials_secret_ref
     if secret_data is None:
         raise SpecError(

@@ -72,15 +72,13 @@ def mailprovider_status(facts: ProviderFacts, old: dict[str, Any], now: str) -> 
             ready_message += f" {facts.endpoint.entry.title} captures mail for testing: do not use it in production."
     updates = summarize(details, ready_message=ready_message, stalled=stalled(error) if error else None)
     new = _base(old, facts.generation, updates, now)
-    if error is None or error.reason != "InvalidSpec":
-        # Keep what was last resolved while only the Secret is wrong; the outputs still hold it.
-        if facts.endpoint is not None:
-            new["endpoint"] = {
-                "host": facts.endpoint.host,
-                "port": facts.endpoint.port,
-                "tls": facts.endpoint.tls.value,
-                "authMethod": facts.endpoint.auth_method.value,
-            }
+    if facts.endpoint is not None:  # an unusable spec keeps the last resolved endpoint: the outputs still hold it
+        new["endpoint"] = {
+            "host": facts.endpoint.host,
+            "port": facts.endpoint.port,
+            "tls": facts.endpoint.tls.value,
+            "authMethod": facts.endpoint.auth_method.value,
+        }
     if error is None and facts.secret_name:
         new["outputs"] = {
             "secret": facts.secret_name,
@@ -108,8 +106,8 @@ def _provider_condition(facts: DependentFacts) -> Cond:
             PROVIDER_RESOLVED,
             "False",
             "ProviderNotFound",
-            f"MailProvider {facts.provider!r} does not exist in this namespace: create it or fix spec.providerRef.name. "
-            "This clears by itself when the provider appears.",
+            f"MailProvider {facts.provider!r} does not exist in this namespace: create it or fix "
+            "spec.providerRef.name. This clears by itself when the provider appears.",
         )
     if facts.provider_error is not None:
         return Cond(

@@ -22,7 +22,7 @@ MP, SD, RP = "mailproviders", "sendingdomains", "restrictionpolicies"
 NAMESPACES_SEEN: list[str] = []
 
 
-def gmail_spec(secret: str = "gmail-credentials") -> dict[str, Any]:
+def gmail_spec(secret: str = "gmail-credentials") -> dict[str, Any]:  # noqa: S107  (a Secret name)
     return {
         "preset": "gmail",
         "from": {"address": "alerts@example.com", "displayName": "Alerts"},

@@ -154,7 +154,8 @@ def lookup(table: Path, key: str) -> str:
         [_postfix_tool("postmap"), "-q", key, f"pcre:{table}"], capture_output=True, text=True, check=False
     )
     assert out.returncode in (0, 1), out.stderr
-    assert "warning" not in out.stderr and "fatal" not in out.stderr, out.stderr
+    assert "warning" not in out.stderr, out.stderr
+    assert "fatal" not in out.stderr, out.stderr
     return out.stdout.strip()
 
 
@@ -231,7 +232,7 @@ def test_records_for_gmail_and_custom() -> None:
             "domain": "example.com",
             "providerRef": {"name": "gmail"},
             "dmarc": {"minimumPolicy": "quarantine", "reportAddresses": ["mailto:dmarc@example.com"]},
-        }  # fmt: skip
+        }
     )
     spf, dmarc = domain_records(spec, ep)
     assert (spf.name, spf.type, spf.value) == ("example.com", "TXT", "v=spf1 include:_spf.google.com ~all")

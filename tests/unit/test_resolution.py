@@ -58,7 +58,7 @@ def test_ses_needs_a_region() -> None:
 
 
 def test_custom_needs_a_host() -> None:
-    with pytest.raises(SpecError, match="spec.host"):
+    with pytest.raises(SpecError, match=r"spec\.host"):
         resolve_endpoint(spec())
 
 

@@ -146,7 +146,9 @@ class MailProviderSpec(Model):
 
     preset: Preset = Field(
         default=Preset.CUSTOM,
-        description="Fill host, port, TLS mode, username convention, limits and SPF facts from the catalog. Default: custom.",
+        description=(
+            "Fill host, port, TLS mode, username convention, limits and SPF facts from the catalog. Default: custom."
+        ),
     )
     region: str | None = Field(
         default=None,

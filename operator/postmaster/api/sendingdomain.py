@@ -56,7 +56,9 @@ class DKIMSpec(Model):
 
     selectors: list[DKIMSelector] = Field(
         default_factory=list,
-        description="Selectors to check. Default: the preset's provider-managed selectors, else one the operator generates.",
+        description=(
+            "Selectors to check. Default: the preset's provider-managed selectors, else one the operator generates."
+        ),
     )
     key_type: DKIMKeyType = Field(default=DKIMKeyType.RSA, description="rsa (2048 bits) or ed25519. Default: rsa.")
     rotate_every: Duration | None = Field(

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import os
 import logging
+import os
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar

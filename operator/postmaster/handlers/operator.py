@@ -59,9 +59,11 @@ def _secret_refs(spec: dict[str, Any]) -> set[str]:
 
 
 @kopf.index(GROUP, VERSION, MAIL_PROVIDER.plural)
-def providers_by_secret(namespace: str, name: str, spec: dict[str, Any], **_: Any) -> dict[tuple[str, str], str]:
+def providers_by_secret(
+    namespace: str | None, name: str, spec: kopf.Spec, **_: Any
+) -> dict[tuple[str | None, str], str]:
     """(namespace, Secret name) -> names of the MailProviders that read it."""
-    return {(namespace, secret): name for secret in _secret_refs(spec)}
+    return {(namespace, secret): name for secret in _secret_refs(dict(spec))}
 
 
 # --- MailProvider -----------------------------------------------------------------------------------
@@ -70,15 +72,24 @@ def providers_by_secret(namespace: str, name: str, spec: dict[str, Any], **_: An
 @kopf.on.resume(GROUP, VERSION, MAIL_PROVIDER.plural)
 @kopf.on.create(GROUP, VERSION, MAIL_PROVIDER.plural)
 @kopf.on.update(GROUP, VERSION, MAIL_PROVIDER.plural)
-async def mailprovider_changed(namespace: str, name: str, **_: Any) -> None:
-    await reconcile_group(namespace, name)
+async def mailprovider_changed(namespace: str | None, name: str, **_: Any) -> None:
+    await reconcile_group(_ns(namespace), name)
 
 
-@kopf.on.event(GROUP, VERSION, MAIL_PROVIDER.plural)
-async def mailprovider_event(type: str | None, namespace: str, name: str, **_: Any) -> None:  # noqa: A002
+def _ns(namespace: str | None) -> str:
+    if namespace is None:  # the three kinds and Secrets are namespaced; kopf types it optional
+        raise kopf.PermanentError("a namespaced object arrived without a namespace")
+    return namespace
+
+
+def _deleted(type: str | None, **_: Any) -> bool:
+    return type == "DELETED"
+
+
+@kopf.on.event(GROUP, VERSION, MAIL_PROVIDER.plural, when=_deleted)
+async def mailprovider_deleted(namespace: str | None, name: str, **_: Any) -> None:
     """A provider that disappears leaves its dependents with ProviderNotFound."""
-    if type == "DELETED":
-        await reconcile_group(namespace, name)
+    await reconcile_group(_ns(namespace), name)
 
 
 # --- SendingDomain and RestrictionPolicy -------------------------------------------------------------
@@ -95,36 +106,36 @@ def _refs(old: dict[str, Any] | None, new: dict[str, Any] | None) -> set[str]:
 @kopf.on.resume(GROUP, VERSION, RESTRICTION_POLICY.plural)
 @kopf.on.create(GROUP, VERSION, RESTRICTION_POLICY.plural)
 @kopf.on.update(GROUP, VERSION, RESTRICTION_POLICY.plural)
-async def dependent_changed(
-    namespace: str, old: dict[str, Any] | None, new: dict[str, Any] | None, body: dict[str, Any], **_: Any
-) -> None:
+async def dependent_changed(namespace: str | None, old: Any, new: Any, body: kopf.Body, **_: Any) -> None:
     """Reconcile the group it belongs to now, and the one it left when providerRef changed."""
     for provider in sorted(_refs(old, new) | _refs(None, dict(body))):
-        await reconcile_group(namespace, provider)
+        await reconcile_group(_ns(namespace), provider)
 
 
-@kopf.on.event(GROUP, VERSION, SENDING_DOMAIN.plural)
-@kopf.on.event(GROUP, VERSION, RESTRICTION_POLICY.plural)
-async def dependent_event(type: str | None, namespace: str, body: dict[str, Any], **_: Any) -> None:  # noqa: A002
+@kopf.on.event(GROUP, VERSION, SENDING_DOMAIN.plural, when=_deleted)
+@kopf.on.event(GROUP, VERSION, RESTRICTION_POLICY.plural, when=_deleted)
+async def dependent_deleted(namespace: str | None, body: kopf.Body, **_: Any) -> None:
     """A deleted policy or domain leaves the relay tables of its provider."""
     provider = provider_ref(dict(body))
-    if type == "DELETED" and provider:
-        await reconcile_group(namespace, provider)
+    if provider:
+        await reconcile_group(_ns(namespace), provider)
 
 
 # --- Secrets -----------------------------------------------------------------------------------------
 
 
-def _referenced(namespace: str, name: str, providers_by_secret: kopf.Index[Any, Any], **_: Any) -> bool:
-    return (namespace, name) in providers_by_secret
+def _referenced(namespace: str | None, name: str, **kwargs: Any) -> bool:
+    index: kopf.Index[Any, Any] = kwargs["providers_by_secret"]  # kopf passes indexes by their function's name
+    return (namespace, name) in index
 
 
 @kopf.on.event("", "v1", "secrets", when=_referenced)
-async def secret_event(namespace: str, name: str, providers_by_secret: kopf.Index[Any, Any], **_: Any) -> None:
+async def secret_event(namespace: str | None, name: str, **kwargs: Any) -> None:
     """A credentials Secret was created, changed or deleted: re-render the providers that read it.
 
     The body is never logged: only the names.
     """
-    for provider in sorted(set(providers_by_secret.get((namespace, name), []))):
+    index: kopf.Index[Any, Any] = kwargs["providers_by_secret"]
+    for provider in sorted(set(index.get((namespace, name), []))):
         log.info("Secret %s/%s changed: reconciling MailProvider %s", namespace, name, provider)
-        await reconcile_group(namespace, provider)
+        await reconcile_group(_ns(namespace), provider)

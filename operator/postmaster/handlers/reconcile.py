@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from pydantic import ValidationError
@@ -124,6 +125,16 @@ async def _reconcile_provider(
     return endpoint, error
 
 
+def _policy_status(facts: DependentFacts, name: str, _body: dict[str, Any], old: dict[str, Any]) -> dict[str, Any]:
+    return restrictionpolicy_status(facts, name, old, now_rfc3339())
+
+
+def _domain_status(
+    facts: DependentFacts, records: list[dict[str, Any]] | None, _body: dict[str, Any], old: dict[str, Any]
+) -> dict[str, Any]:
+    return sendingdomain_status(facts, old, now_rfc3339(), records=records)
+
+
 async def _write_dependents(
     namespace: str,
     provider_name: str,
@@ -144,12 +155,7 @@ async def _write_dependents(
             own_error=dep.error,
             relay_name=relay_name(provider_name),
         )
-        await update_status(
-            RESTRICTION_POLICY,
-            namespace,
-            name,
-            lambda b, old, f=facts, n=name: restrictionpolicy_status(f, n, old, now_rfc3339()),
-        )
+        await update_status(RESTRICTION_POLICY, namespace, name, partial(_policy_status, facts, name))
     for dep in domains:
         name = dep.body["metadata"]["name"]
         facts = DependentFacts(
@@ -162,9 +168,4 @@ async def _write_dependents(
         records = None
         if dep.spec is not None and endpoint is not None:
             records = [r.as_status() for r in domain_records(dep.spec, endpoint)]
-        await update_status(
-            SENDING_DOMAIN,
-            namespace,
-            name,
-            lambda b, old, f=facts, r=records: sendingdomain_status(f, old, now_rfc3339(), records=r),
-        )
+        await update_status(SENDING_DOMAIN, namespace, name, partial(_domain_status, facts, records))

@@ -42,13 +42,15 @@ def spf_record(spec: SendingDomainSpec, endpoint: Endpoint) -> Record:
         name=spec.domain,
         type="TXT",
         value=value,
-        purpose=f"SPF: authorises {endpoint.entry.title} to send for {spec.domain}; merge into any existing v=spf1 record "
-        "(a domain must have exactly one)",
+        purpose=(
+            f"SPF: authorises {endpoint.entry.title} to send for {spec.domain}; merge into any existing "
+            "v=spf1 record (a domain must have exactly one)"
+        ),
     )
 
 
 def dmarc_record(spec: SendingDomainSpec) -> Record:
-    tags = [f"v=DMARC1", f"p={spec.dmarc.minimum_policy.value}"]
+    tags = ["v=DMARC1", f"p={spec.dmarc.minimum_policy.value}"]
     if spec.dmarc.report_addresses:
         tags.append("rua=" + ",".join(spec.dmarc.report_addresses))
     return Record(

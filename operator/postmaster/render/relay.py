@@ -18,7 +18,7 @@ from postmaster.render.smtp_secret import encode_data
 from postmaster.resolution import Credentials, Endpoint
 
 CONFIG_DIR = "/etc/postfix/postmaster"
-SECRET_DIR = "/etc/postfix/postmaster-secret"
+SECRET_DIR = "/etc/postfix/postmaster-secret"  # noqa: S105  (a mount path, not a password)
 SYSTEM_CA_FILE = "/etc/ssl/certs/ca-certificates.crt"
 
 _SASL_MECHANISM = {

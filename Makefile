@@ -1,0 +1,80 @@
+# The verbs people type. `make run` and `make test` do all the set-up on a fresh Debian machine.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+# Debian packages: the local control plane (etcd; Go and friends to build kube-apiserver once),
+# and the real servers the tests talk to (NSD for DNS, Postfix for SMTP, Dovecot for IMAP).
+APT_PACKAGES := etcd-server golang-go rsync jq dpkg-dev golang-github-modern-go-reflect2-dev \
+	ca-certificates openssl nsd postfix postfix-pcre dovecot-imapd
+
+.PHONY: run test unit integration lint typecheck format crds crds-check bench system-deps venv dev-up dev-down clean help
+
+help:
+	@echo "make run        local control plane (or your cluster), CRDs, examples, operator in the foreground"
+	@echo "make test       everything: lint, types, CRD drift, unit and integration tests"
+	@echo "make unit       fast tests only (no API server)"
+	@echo "make lint       ruff; make typecheck: mypy --strict"
+	@echo "make crds       regenerate crds/ from the API models"
+	@echo "make bench      benchmarks that print their figures"
+	@echo "make dev-down   stop the local control plane"
+
+$(VENV)/.installed: pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "Python 3.11 or newer is needed"; exit 1; }
+	$(PYTHON) -m venv $(VENV) || { $(SUDO) apt-get install -y python3-venv && $(PYTHON) -m venv $(VENV); }
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test,dev]'
+	@touch $@
+
+venv: $(VENV)/.installed
+
+system-deps:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages:$$missing"; \
+		$(SUDO) apt-get update -q && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+
+run: venv system-deps
+	$(BIN)/postmaster quickstart
+
+test: venv system-deps lint typecheck crds-check
+	$(BIN)/pytest
+
+unit: venv
+	$(BIN)/pytest tests/unit
+
+integration: venv system-deps
+	$(BIN)/pytest -m integration
+
+lint: venv
+	$(BIN)/ruff check operator tests
+	$(BIN)/ruff format --check operator tests
+
+format: venv
+	$(BIN)/ruff format operator tests
+	$(BIN)/ruff check --fix operator tests
+
+typecheck: venv
+	$(BIN)/mypy
+
+crds: venv
+	$(BIN)/postmaster crds
+
+crds-check: venv
+	$(BIN)/postmaster crds --check
+
+bench: venv system-deps
+	@for b in tests/bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+dev-up: venv system-deps
+	$(BIN)/postmaster dev up
+
+dev-down: venv
+	$(BIN)/postmaster dev down
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
