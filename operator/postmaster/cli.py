@@ -18,30 +18,34 @@ from postmaster import __version__
 _PLUGINS = ("postmaster.devcluster.cli", "postmaster.cli_check", "postmaster.cli_probe")
 
 
+CRD_DIRS = ("crds", "charts/postmaster/crds")
+
+
 def _cmd_crds(args: argparse.Namespace) -> int:
     from postmaster.api.crd import render_crd_files
 
-    out = Path(args.output)
     files = render_crd_files()
+    dirs = [Path(d) for d in (args.output or CRD_DIRS)]
     if args.check:
         stale = []
-        for name, text in files.items():
-            path = out / name
-            current = path.read_text(encoding="utf-8") if path.exists() else ""
-            if current != text:
-                stale.append(name)
-                sys.stdout.writelines(
-                    difflib.unified_diff(current.splitlines(True), text.splitlines(True), str(path), name)
-                )
+        for out in dirs:
+            for name, text in files.items():
+                path = out / name
+                current = path.read_text(encoding="utf-8") if path.exists() else ""
+                if current != text:
+                    stale.append(str(path))
+                    diff = difflib.unified_diff(current.splitlines(True), text.splitlines(True), str(path), name)
+                    sys.stdout.writelines(diff)
         if stale:
             print(f"CRDs out of date: {', '.join(stale)}; run `postmaster crds`", file=sys.stderr)
             return 1
-        print(f"{len(files)} CRDs in {out} match the models")
+        print(f"{len(files)} CRDs in {', '.join(map(str, dirs))} match the models")
         return 0
-    out.mkdir(parents=True, exist_ok=True)
-    for name, text in files.items():
-        (out / name).write_text(text, encoding="utf-8")
-        print(out / name)
+    for out in dirs:
+        out.mkdir(parents=True, exist_ok=True)
+        for name, text in files.items():
+            (out / name).write_text(text, encoding="utf-8")
+            print(out / name)
     return 0
 
 
@@ -83,7 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=_cmd_run)
 
     crds = sub.add_parser("crds", help="write crds/*.yaml from the API models")
-    crds.add_argument("-o", "--output", default="crds", help="directory to write (default: crds)")
+    crds.add_argument(
+        "-o", "--output", action="append", help=f"directory to write (repeatable; default: {' and '.join(CRD_DIRS)})"
+    )
     crds.add_argument("--check", action="store_true", help="only check that the files match the models")
     crds.set_defaults(func=_cmd_crds)
 

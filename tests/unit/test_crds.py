@@ -5,18 +5,34 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from postmaster.api.crd import render_crd_files
 
-CRD_DIR = Path(__file__).resolve().parents[2] / "crds"
+ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_committed_crds_match_the_models() -> None:
+@pytest.mark.parametrize("directory", ["crds", "charts/postmaster/crds"])
+def test_committed_crds_match_the_models(directory: str) -> None:
     files = render_crd_files()
-    assert sorted(p.name for p in CRD_DIR.glob("*.yaml")) == sorted(files)
+    crd_dir = ROOT / directory
+    assert sorted(p.name for p in crd_dir.glob("*.yaml")) == sorted(files)
     for name, text in files.items():
-        assert (CRD_DIR / name).read_text(encoding="utf-8") == text, f"crds/{name} drifted: run `postmaster crds`"
+        assert (crd_dir / name).read_text(encoding="utf-8") == text, (
+            f"{directory}/{name} drifted: run `postmaster crds`"
+        )
+
+
+def test_postmaster_crds_check_reproduces_the_files_byte_for_byte(tmp_path: Path) -> None:
+    from postmaster.cli import main
+
+    assert main(["crds", "-o", str(tmp_path)]) == 0
+    for path in tmp_path.iterdir():
+        assert path.read_bytes() == (ROOT / "crds" / path.name).read_bytes()
+    assert main(["crds", "--check", "-o", str(tmp_path)]) == 0
+    (tmp_path / path.name).write_text("edited\n")
+    assert main(["crds", "--check", "-o", str(tmp_path)]) == 1
 
 
 def _walk(node: Any, path: str = "") -> list[str]:
