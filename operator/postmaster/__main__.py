@@ -1,4 +1,5 @@
-from postmaster.cli import main
 import sys
+
+from postmaster.cli import main
 
 sys.exit(main())
