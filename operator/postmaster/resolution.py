@@ -64,6 +64,32 @@ class Credentials:
     password: str = field(repr=False)
 
 
+@dataclass(frozen=True)
+class OAuth2Credentials:
+    """XOAUTH2: the username and where its bearer token comes from (a Secret, or client credentials)."""
+
+    username: str
+    token: str | None = field(default=None, repr=False)
+    token_url: str | None = None
+    client_id: str | None = None
+    client_secret: str | None = field(default=None, repr=False)
+    scope: str | None = None
+
+
+def referenced_secrets(spec: MailProviderSpec) -> list[str]:
+    """Names of every Secret the spec reads, in a stable order."""
+    auth = spec.auth
+    names: list[str] = []
+    if auth is not None:
+        if auth.credentials_secret_ref is not None:
+            names.append(auth.credentials_secret_ref.name)
+        if auth.oauth2 is not None and auth.oauth2.token_secret_ref is not None:
+            names.append(auth.oauth2.token_secret_ref.name)
+        if auth.oauth2 is not None and auth.oauth2.client_credentials is not None:
+            names.append(auth.oauth2.client_credentials.client_secret_ref.name)
+    return list(dict.fromkeys(names))
+
+
 _DEFAULT_PORT = {TLSMode.STARTTLS: 587, TLSMode.IMPLICIT: 465, TLSMode.NONE: 25}
 
 
@@ -148,6 +174,57 @@ def resolve_endpoint(spec: MailProviderSpec) -> Endpoint:
         rate_limit=rate_limit,
         daily_limit=spec.daily_limit if spec.daily_limit is not None else entry.daily_limit,
         entry=entry,
+    )
+
+
+def _secret_value(secrets: dict[str, dict[str, str] | None], name: str, key: str, field_path: str) -> str:
+    data = secrets.get(name)
+    if data is None:
+        raise SpecError(field_path, f"Secret {name!r} does not exist: create it with key {key!r}", "SecretNotFound")
+    value = data.get(key)
+    if not value:
+        present = ", ".join(sorted(data)) or "none"
+        raise SpecError(
+            field_path,
+            f"Secret {name!r} has no non-empty key {key!r} (keys present: {present})",
+            "SecretKeyNotFound",
+        )
+    if any(ch in value for ch in _FORBIDDEN_IN_CREDENTIAL):
+        raise SpecError(
+            field_path,
+            f"the value in Secret {name!r} key {key!r} contains a line break or NUL; remove the trailing newline",
+            "InvalidCredentials",
+        )
+    return value
+
+
+def resolve_oauth2(
+    spec: MailProviderSpec, endpoint: Endpoint, secrets: dict[str, dict[str, str] | None]
+) -> OAuth2Credentials | None:
+    """For auth.method xoauth2: the username and the token source, read from the referenced Secrets."""
+    auth = spec.auth
+    if endpoint.auth_method is not AuthMethod.XOAUTH2 or auth is None or auth.oauth2 is None:
+        return None
+    username = auth.username
+    if username is None and auth.credentials_secret_ref is not None:
+        username = (secrets.get(auth.credentials_secret_ref.name) or {}).get(auth.credentials_secret_ref.username_key)
+    username = username or endpoint.from_address
+    oauth2 = auth.oauth2
+    if oauth2.token_secret_ref is not None:
+        ref = oauth2.token_secret_ref
+        token = _secret_value(secrets, ref.name, ref.key, "spec.auth.oauth2.tokenSecretRef")
+        return OAuth2Credentials(username=username, token=token)
+    flow = oauth2.client_credentials
+    if flow is None:  # the model guarantees exactly one of the two
+        raise SpecError("spec.auth.oauth2", "set tokenSecretRef or clientCredentials")
+    ref = flow.client_secret_ref
+    client_secret = _secret_value(secrets, ref.name, ref.key, "spec.auth.oauth2.clientCredentials.clientSecretRef")
+    return OAuth2Credentials(
+        username=username,
+        token_url=flow.token_url,
+        client_id=flow.client_id,
+        client_secret=client_secret,
+        scope=flow.scope or endpoint.entry.oauth2_scope,
     )
 
 

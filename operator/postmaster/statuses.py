@@ -6,15 +6,16 @@ other writers (the probe, the DNS checks) are kept.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
 
-from postmaster.conditions import Cond, merge_conditions, summarize
+from postmaster.conditions import RECONCILING, STALLED, Cond, find, merge_conditions, summarize
 from postmaster.resolution import Endpoint, SpecError
 
 CREDENTIALS_RESOLVED = "CredentialsResolved"
+SMTP_REACHABLE = "SMTPReachable"
 PROVIDER_RESOLVED = "ProviderResolved"
 RENDERED = "Rendered"
 
@@ -40,6 +41,18 @@ def _base(old: dict[str, Any], generation: int | None, updates: list[Cond], now:
 
 
 @dataclass(frozen=True)
+class ProbeView:
+    """A probe outcome as status sees it: the SMTPReachable condition and the status.probe summary."""
+
+    condition: Cond
+    summary: dict[str, Any]
+    needs_person: bool
+
+
+PROBE_DISABLED = "disabled"
+
+
+@dataclass(frozen=True)
 class ProviderFacts:
     generation: int | None
     endpoint: Endpoint | None = None
@@ -47,7 +60,21 @@ class ProviderFacts:
     credentials_needed: bool = True
     secret_name: str | None = None
     relay_name: str | None = None
-    extra_details: tuple[Cond, ...] = field(default=())
+    # The latest probe; None keeps what status already says (e.g. after an operator restart), and
+    # PROBE_DISABLED drops SMTPReachable when spec.probe.enabled is false.
+    probe: ProbeView | str | None = None
+
+
+def _probe_from_old(old: dict[str, Any]) -> ProbeView | None:
+    cond = find(old.get("conditions"), SMTP_REACHABLE)
+    if cond is None:
+        return None
+    summary = old.get("probe") or {}
+    return ProbeView(
+        Cond(SMTP_REACHABLE, cond["status"], cond["reason"], cond.get("message", "")),
+        summary,
+        bool(summary.get("needsPerson")),
+    )
 
 
 def mailprovider_status(facts: ProviderFacts, old: dict[str, Any], now: str) -> dict[str, Any]:
@@ -61,17 +88,43 @@ def mailprovider_status(facts: ProviderFacts, old: dict[str, Any], now: str) -> 
             if facts.credentials_needed
             else Cond(CREDENTIALS_RESOLVED, "True", "NoCredentialsNeeded", "auth.method needs no Secret.")
         )
-    details.extend(facts.extra_details)
+    probe = facts.probe if facts.probe is not None else _probe_from_old(old)
+    remove: list[str] = []
+    reconciling = None
+    if isinstance(probe, ProbeView):
+        details.append(probe.condition)
+    elif probe == PROBE_DISABLED:
+        remove.append(SMTP_REACHABLE)
+    elif error is None and facts.endpoint is not None:
+        pending = Cond(
+            SMTP_REACHABLE,
+            "Unknown",
+            "ProbePending",
+            f"Probing {facts.endpoint.host}:{facts.endpoint.port}; the result appears here in seconds.",
+        )
+        details.append(pending)
+        reconciling = Cond(RECONCILING, "True", "ProbePending", pending.message)
     ready_message = ""
     if facts.endpoint is not None and error is None:
         ready_message = (
             f"Secret {facts.secret_name} (for applications) and ConfigMap/Secret {facts.relay_name} (for the "
-            f"relay) are up to date for {facts.endpoint.host}:{facts.endpoint.port} ({facts.endpoint.tls.value})."
+            f"relay) are up to date for {facts.endpoint.host}:{facts.endpoint.port} ({facts.endpoint.tls.value})"
+            + ("; the SMTP probe passed." if isinstance(probe, ProbeView) else ".")
         )
         if facts.endpoint.entry.testing_only:
             ready_message += f" {facts.endpoint.entry.title} captures mail for testing: do not use it in production."
-    updates = summarize(details, ready_message=ready_message, stalled=stalled(error) if error else None)
+    stall = stalled(error) if error else None
+    if stall is None and isinstance(probe, ProbeView) and probe.needs_person and probe.condition.status == "False":
+        stall = Cond(STALLED, "True", probe.condition.reason, probe.condition.message)
+    if error is None and isinstance(probe, ProbeView) and probe.condition.status == "Unknown":
+        reconciling = Cond(RECONCILING, "True", probe.condition.reason, "Retrying: " + probe.condition.message)
+    updates = summarize(details, ready_message=ready_message, stalled=stall, reconciling=reconciling)
     new = _base(old, facts.generation, updates, now)
+    new["conditions"] = merge_conditions(new["conditions"], [], generation=facts.generation, now=now, remove=remove)
+    if isinstance(probe, ProbeView) and probe.summary:
+        new["probe"] = probe.summary
+    elif probe == PROBE_DISABLED:
+        new.pop("probe", None)
     if facts.endpoint is not None:  # an unusable spec keeps the last resolved endpoint: the outputs still hold it
         new["endpoint"] = {
             "host": facts.endpoint.host,

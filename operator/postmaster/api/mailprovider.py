@@ -139,6 +139,9 @@ class ProbeSpec(Model):
     test_email_min_interval: Duration = Field(
         default="1h", description="Minimum time between two on-demand test emails. Default: 1h."
     )
+    probe_now_min_interval: Duration = Field(
+        default="1m", description="Minimum time between two on-demand probes (postmaster.dev/probe-now). Default: 1m."
+    )
 
 
 class MailProviderSpec(Model):
@@ -198,12 +201,69 @@ class MailProviderOutputs(StatusModel):
     relay_secret: str | None = Field(default=None, description="Secret with the relay's sasl_passwd table.")
 
 
+class ProbeStageStatus(StatusModel):
+    """One stage of the probe: connect, banner, ehlo, starttls, auth, mail-from, ..."""
+
+    name: str
+    ok: bool
+    duration_ms: float | None = None
+    reply: str | None = Field(default=None, description="The server's reply: code, enhanced status code, text.")
+    error: str | None = None
+
+
+class ProbeTLSStatus(StatusModel):
+    """What the TLS handshake showed."""
+
+    version: str | None = None
+    cipher: str | None = None
+    subject: str | None = None
+    issuer: str | None = None
+    sans: list[str] = Field(default_factory=list)
+    not_after: str | None = None
+    days_left: int | None = None
+    hostname_matched: bool | None = None
+    chain_verified: bool | None = None
+
+
+class ProbeStatus(StatusModel):
+    """The last SMTP probe: no message is sent, the session stops after MAIL FROM (and RCPT TO)."""
+
+    last_probe_time: str | None = None
+    outcome: str | None = Field(default=None, description="Succeeded, or the reason of the failure.")
+    message: str | None = None
+    transient: bool | None = Field(default=None, description="A retry may succeed without any change.")
+    needs_person: bool | None = Field(default=None, description="Only a change by a person can fix it.")
+    duration_ms: float | None = None
+    banner: str | None = None
+    extensions: list[str] = Field(default_factory=list, description="EHLO keywords (after TLS when TLS is used).")
+    stages: list[ProbeStageStatus] = Field(default_factory=list)
+    tls: ProbeTLSStatus | None = None
+
+
+class OnDemandStatus(StatusModel):
+    """The last on-demand request of one kind (postmaster.dev/probe-now or postmaster.dev/send-test-to)."""
+
+    request: str | None = Field(default=None, description="The annotation value last handled.")
+    handled_time: str | None = None
+    accepted: bool | None = None
+    outcome: str | None = Field(default=None, description="Sent, Probing, Throttled, or the failure reason.")
+    message: str | None = None
+    queue_id: str | None = Field(default=None, description="The server's id of the queued test message.")
+    last_accepted_time: str | None = None
+    next_allowed_time: str | None = Field(default=None, description="When the next request will be accepted.")
+
+
 class MailProviderStatus(CommonStatus):
     """Observed state of a MailProvider.
 
-    Conditions: `Ready` (outputs written and credentials resolved), `CredentialsResolved` (the Secret and
-    keys exist), `Reconciling`, `Stalled` (a person must change the spec or the Secret).
+    Conditions: `Ready` (outputs written, credentials resolved and the SMTP probe passed),
+    `CredentialsResolved` (the Secrets and keys exist), `SMTPReachable` (the last probe's verdict; Unknown
+    while a transient failure is retried), `Reconciling`, `Stalled` (a person must change the spec, the
+    Secret or the account).
     """
 
     endpoint: ProviderEndpointStatus | None = Field(default=None, description="The resolved connection.")
     outputs: MailProviderOutputs | None = Field(default=None, description="Objects written for this provider.")
+    probe: ProbeStatus | None = Field(default=None, description="The last SMTP probe.")
+    probe_request: OnDemandStatus | None = Field(default=None, description="The last postmaster.dev/probe-now.")
+    test_email: OnDemandStatus | None = Field(default=None, description="The last postmaster.dev/send-test-to.")

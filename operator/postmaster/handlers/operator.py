@@ -12,16 +12,19 @@ import kopf
 
 from postmaster import GROUP, VERSION
 from postmaster.api.resources import MAIL_PROVIDER, RESTRICTION_POLICY, SENDING_DOMAIN
-from postmaster.handlers import kubeapi
+from postmaster.handlers import kubeapi, probes
 from postmaster.handlers.reconcile import provider_ref, reconcile_group
 
 log = logging.getLogger(__name__)
-PREFIX = GROUP
+# kopf marks its prefix as its own and then ignores every annotation under it when it diffs: so its
+# bookkeeping lives under operator.postmaster.dev, leaving postmaster.dev/probe-now and
+# postmaster.dev/send-test-to visible to the update handler.
+PREFIX = f"operator.{GROUP}"
 
 
 @kopf.on.startup()
 def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
-    """kopf's bookkeeping under postmaster.dev; no finalizers; quiet event posting."""
+    """kopf's bookkeeping under operator.postmaster.dev; no finalizers; quiet event posting."""
     settings.persistence.finalizer = f"{PREFIX}/finalizer"
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=PREFIX)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
@@ -72,8 +75,20 @@ def providers_by_secret(
 @kopf.on.resume(GROUP, VERSION, MAIL_PROVIDER.plural)
 @kopf.on.create(GROUP, VERSION, MAIL_PROVIDER.plural)
 @kopf.on.update(GROUP, VERSION, MAIL_PROVIDER.plural)
-async def mailprovider_changed(namespace: str | None, name: str, **_: Any) -> None:
+async def mailprovider_changed(namespace: str | None, name: str, reason: str, diff: kopf.Diff, **_: Any) -> None:
+    """Render, then re-probe when the spec changed, then act on on-demand annotations."""
     await reconcile_group(_ns(namespace), name)
+    probes.ensure_probing(_ns(namespace), name, reconcile_group)
+    if reason == "update" and any(tuple(change[1])[:1] == ("spec",) for change in diff):
+        probes.request_probe(_ns(namespace), name)
+    body = await kubeapi.get_custom(MAIL_PROVIDER, _ns(namespace), name)
+    if body is not None:
+        await probes.handle_on_demand(body)
+
+
+@kopf.on.cleanup()
+async def stop_probes(**_: Any) -> None:
+    await probes.stop_all()
 
 
 def _ns(namespace: str | None) -> str:
@@ -82,13 +97,14 @@ def _ns(namespace: str | None) -> str:
     return namespace
 
 
-def _deleted(type: str | None, **_: Any) -> bool:
+def _deleted(type: str | None, **_: Any) -> bool:  # kopf's keyword
     return type == "DELETED"
 
 
 @kopf.on.event(GROUP, VERSION, MAIL_PROVIDER.plural, when=_deleted)
 async def mailprovider_deleted(namespace: str | None, name: str, **_: Any) -> None:
     """A provider that disappears leaves its dependents with ProviderNotFound."""
+    await probes.stop_probing(_ns(namespace), name)
     await reconcile_group(_ns(namespace), name)
 
 
@@ -139,3 +155,4 @@ async def secret_event(namespace: str | None, name: str, **kwargs: Any) -> None:
     for provider in sorted(set(index.get((namespace, name), []))):
         log.info("Secret %s/%s changed: reconciling MailProvider %s", namespace, name, provider)
         await reconcile_group(_ns(namespace), provider)
+        probes.request_probe(_ns(namespace), provider)

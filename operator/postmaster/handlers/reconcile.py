@@ -14,21 +14,23 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from postmaster.api.mailprovider import AuthMethod, MailProviderSpec
+from postmaster.api.mailprovider import AuthMethod
 from postmaster.api.resources import MAIL_PROVIDER, RESTRICTION_POLICY, SENDING_DOMAIN, Resource
 from postmaster.api.restrictionpolicy import RestrictionPolicySpec
 from postmaster.api.sendingdomain import SendingDomainSpec
 from postmaster.conditions import now_rfc3339
-from postmaster.handlers import kubeapi
+from postmaster.handlers import kubeapi, probes
 from postmaster.handlers.status import object_lock, update_status
 from postmaster.render.access import NamedPolicy
 from postmaster.render.ownership import Owner
 from postmaster.render.records import domain_records
 from postmaster.render.relay import relay_config_map, relay_name, relay_secret
 from postmaster.render.smtp_secret import smtp_secret, smtp_secret_name
-from postmaster.resolution import Endpoint, SpecError, resolve_credentials, resolve_endpoint
+from postmaster.resolution import Endpoint, SpecError, resolve_endpoint
 from postmaster.statuses import (
+    PROBE_DISABLED,
     DependentFacts,
+    ProbeView,
     ProviderFacts,
     mailprovider_status,
     restrictionpolicy_status,
@@ -89,17 +91,13 @@ async def _reconcile_provider(
     endpoint: Endpoint | None = None
     error: SpecError | None = None
     credentials_needed = True
+    probe: ProbeView | str | None = None
     try:
-        try:
-            spec = MailProviderSpec.model_validate(body.get("spec") or {})
-        except ValidationError as exc:
-            raise spec_error_from_validation(exc) from None
+        spec = probes.parse_spec(body)
         endpoint = resolve_endpoint(spec)
-        credentials_needed = endpoint.auth_method not in (AuthMethod.NONE, AuthMethod.XOAUTH2)
-        secret_data = None
-        if credentials_needed and spec.auth and spec.auth.credentials_secret_ref:
-            secret_data = await kubeapi.read_secret_data(namespace, spec.auth.credentials_secret_ref.name)
-        credentials = resolve_credentials(spec, endpoint, secret_data)
+        credentials_needed = endpoint.auth_method is not AuthMethod.NONE
+        credentials, oauth = await probes.read_credentials(namespace, spec, endpoint)
+        probe = probes.latest_view(namespace, name) if spec.probe.enabled else PROBE_DISABLED
     except SpecError as exc:
         error = exc
     if error is None and endpoint is not None:
@@ -107,7 +105,7 @@ async def _reconcile_provider(
         named = [NamedPolicy(namespace, p.body["metadata"]["name"], p.spec) for p in policies if p.spec is not None]
         sending_domains = [d.spec.domain for d in domains if d.spec is not None]
         for manifest in (
-            smtp_secret(owner, endpoint, credentials),
+            smtp_secret(owner, endpoint, credentials, username=oauth.username if oauth else None),
             relay_config_map(owner, endpoint, policies=named, sending_domains=sending_domains),
             relay_secret(owner, endpoint, credentials),
         ):
@@ -120,6 +118,7 @@ async def _reconcile_provider(
         credentials_needed=credentials_needed,
         secret_name=smtp_secret_name(name),
         relay_name=relay_name(name),
+        probe=probe,
     )
     await update_status(MAIL_PROVIDER, namespace, name, lambda b, old: mailprovider_status(facts, old, now_rfc3339()))
     return endpoint, error

@@ -33,7 +33,10 @@ def smtp_url(endpoint: Endpoint, credentials: Credentials | None) -> str:
     return f"{scheme}://{userinfo}{host}:{endpoint.port}"
 
 
-def smtp_secret_data(endpoint: Endpoint, credentials: Credentials | None) -> dict[str, str]:
+def smtp_secret_data(
+    endpoint: Endpoint, credentials: Credentials | None, *, username: str | None = None
+) -> dict[str, str]:
+    """`username` stands alone for XOAUTH2, where applications bring their own token."""
     data = {
         "SMTP_HOST": endpoint.host,
         "SMTP_PORT": str(endpoint.port),
@@ -47,6 +50,8 @@ def smtp_secret_data(endpoint: Endpoint, credentials: Credentials | None) -> dic
     if credentials is not None:
         data["SMTP_USERNAME"] = credentials.username
         data["SMTP_PASSWORD"] = credentials.password
+    elif username is not None:
+        data["SMTP_USERNAME"] = username
     return data
 
 
@@ -54,11 +59,13 @@ def encode_data(data: dict[str, str]) -> dict[str, str]:
     return {k: base64.b64encode(v.encode("utf-8")).decode("ascii") for k, v in sorted(data.items())}
 
 
-def smtp_secret(owner: Owner, endpoint: Endpoint, credentials: Credentials | None) -> dict[str, Any]:
+def smtp_secret(
+    owner: Owner, endpoint: Endpoint, credentials: Credentials | None, *, username: str | None = None
+) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "Secret",
         "type": "Opaque",
         "metadata": child_metadata(owner, smtp_secret_name(owner.name), "smtp-credentials"),
-        "data": encode_data(smtp_secret_data(endpoint, credentials)),
+        "data": encode_data(smtp_secret_data(endpoint, credentials, username=username)),
     }
