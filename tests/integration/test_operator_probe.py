@@ -226,3 +226,58 @@ async def test_probe_now_annotation_reprobes(
     )
     assert record["accepted"] is True
     assert record["outcome"] == "Probing"
+
+
+async def test_every_failure_kind_reaches_status_with_its_fix(
+    ns: Cluster,
+    operator: OperatorHandle,
+    submission_server: SmtpServer,
+    smtps_server: SmtpServer,
+    tenant_server: SmtpServer,
+    basic_auth_disabled_server: SmtpServer,
+    expired_cert_server: SmtpServer,
+    wrong_host_cert_server: SmtpServer,
+    untrusted_cert_server: SmtpServer,
+    hangup_server: SmtpServer,
+    closed_port: int,
+    backlog_port: int,
+) -> None:
+    """One MailProvider per failure the seeds describe, each against a real server that produces it.
+
+    Expected: (condition status, reason, a word of the fix that must be in the message).
+    """
+    await setup(ns, operator, submission_server)
+    cases: dict[str, tuple[dict[str, Any], tuple[str, str, str]]] = {
+        "tenant": (provider(tenant_server), ("False", "SenderRejected", "5.7.64")),
+        "basic-auth": (provider(basic_auth_disabled_server), ("False", "BasicAuthDisabled", "OAuth2")),
+        "expired": (provider(expired_cert_server), ("False", "TLSCertificateInvalid", "expired")),
+        "wrong-host": (provider(wrong_host_cert_server, tls="implicit"), ("False", "TLSCertificateInvalid", "name")),
+        "untrusted": (provider(untrusted_cert_server), ("False", "TLSCertificateInvalid", "trust")),
+        "needs-starttls": (provider(submission_server, tls="none"), ("False", "StartTLSRequired", "starttls")),
+        "starttls-on-465": (provider(smtps_server, tls="starttls"), ("False", "TLSMismatch", "465")),
+        "recipient": (
+            provider(submission_server, probe={"timeout": "3s", "rcptTo": "nobody@nowhere.test"}),
+            ("False", "RecipientRejected", "nobody@nowhere.test"),
+        ),
+        "hangup": (provider(hangup_server), ("Unknown", "ServerDisconnected", "")),
+        "refused": (
+            {**provider(submission_server), "port": closed_port},
+            ("Unknown", "ConnectionRefused", str(closed_port)),
+        ),
+        "firewalled": (
+            {**provider(submission_server), "port": backlog_port, "probe": {"timeout": "1s"}},
+            ("Unknown", "ConnectionTimedOut", ""),
+        ),
+        "no-such-host": (
+            {**provider(submission_server), "host": "smtp.does-not-exist.invalid"},
+            ("False", "DNSResolutionFailed", "smtp.does-not-exist.invalid"),
+        ),
+    }
+    for name, (spec, _) in cases.items():
+        await asyncio.to_thread(ns.create, MP, name, spec)
+    for name, (_, (status, reason, fix)) in cases.items():
+        got = await until(condition(ns, name, "SMTPReachable", status, reason), within=30, what=f"{name}: {reason}")
+        assert fix.lower() in got["message"].lower(), (name, got["message"])
+        ready = await asyncio.to_thread(ns.condition, MP, name, "Ready")
+        assert ready is not None
+        assert ready["status"] != "True", name
