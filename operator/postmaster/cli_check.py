@@ -1,13 +1,19 @@
 """`postmaster check ...`: run the operator's DNS checks from a shell.
 
     postmaster check spf IP SENDER [--helo NAME] [--nameserver HOST:PORT] [--json]
+    postmaster check domain DOMAIN... [--provider PRESET] [--selector S ...] [--nameserver HOST:PORT] [--json]
 
 `check spf` evaluates RFC 7208's check_host() for a connecting address and a MAIL FROM address, as a
 receiving server would, and prints the result. Exit status: 0 for pass, 75 (EX_TEMPFAIL) for temperror,
 1 for every other result.
 
-Each sub-verb is one `_register_*` function in `_CHECKS`; `check domain` (SPF, DKIM and DMARC readiness of
-a sending domain) joins the same way.
+`check domain` checks the SPF, DKIM and DMARC readiness of many sending domains at once (one DNS cache
+shared by all), as the operator does for a SendingDomain, and prints a table (or JSON) with what is wrong
+and the records to publish. `--provider` fills the SPF include and, for providers that manage DKIM keys
+(office365, sendgrid), the CNAME selectors. Exit status: 0 when every domain is ready, 1 when any check
+is False, 75 (EX_TEMPFAIL) when DNS did not answer for some and nothing is False.
+
+Each sub-verb is one `_register_*` function in `_CHECKS`.
 """
 
 from __future__ import annotations
@@ -83,7 +89,57 @@ def _register_spf(checks: Any) -> None:
     spf.set_defaults(func=_cmd_spf)
 
 
-_CHECKS: tuple[Callable[[Any], None], ...] = (_register_spf,)
+def _register_domain(checks: Any) -> None:
+    from postmaster.providers.catalog import Preset
+
+    domain = checks.add_parser(
+        "domain",
+        help="check SPF, DKIM and DMARC readiness of sending domains",
+        description=(
+            "Check the SPF, DKIM and DMARC records of each DOMAIN as the operator does for a SendingDomain, "
+            "and list the records to publish."
+        ),
+    )
+    domain.add_argument("domains", nargs="+", metavar="DOMAIN", help="sending domains to check")
+    domain.add_argument(
+        "--provider",
+        choices=[p.value for p in Preset],
+        metavar="PRESET",
+        help="mail provider preset: fills the SPF include and provider-managed DKIM selectors",
+    )
+    domain.add_argument(
+        "--selector",
+        action="append",
+        default=[],
+        metavar="S",
+        help="DKIM selector to check (repeatable; default: the preset's provider-managed selectors)",
+    )
+    domain.add_argument(
+        "--include", action="append", default=[], metavar="DOMAIN", help="extra SPF include: to require"
+    )
+    domain.add_argument("--ip", action="append", default=[], metavar="NETWORK", help="extra SPF ip4:/ip6: to require")
+    domain.add_argument("--all", choices=["~", "-"], default="~", dest="all_qualifier", help="SPF all qualifier")
+    domain.add_argument(
+        "--min-policy",
+        choices=["none", "quarantine", "reject"],
+        default="none",
+        help="weakest acceptable DMARC policy (default: none)",
+    )
+    domain.add_argument(
+        "--report-address",
+        action="append",
+        default=[],
+        metavar="ADDRESS",
+        help="DMARC aggregate report address the record must list (repeatable)",
+    )
+    domain.add_argument("--concurrency", type=int, default=64, help="domains checked at once (default: 64)")
+    domain.add_argument("--json", action="store_true", help="print the reports as JSON")
+    domain.add_argument("--verbose", "-v", action="store_true", help="details for ready domains too")
+    add_dns_options(domain)
+    domain.set_defaults(func=_cmd_domain)
+
+
+_CHECKS: tuple[Callable[[Any], None], ...] = (_register_spf, _register_domain)
 
 
 def register(subparsers: Any) -> None:
@@ -130,4 +186,86 @@ def _describe(result: SpfResult, ip: str, sender: str, *, trace: bool) -> str:
     if trace:
         lines.append("trace:")
         lines.extend(f"  {step}" for step in result.trace)
+    return "\n".join(lines)
+
+
+def _cmd_domain(args: argparse.Namespace) -> int:
+    from postmaster.checks.domain import DomainReport
+
+    reports: list[DomainReport] = asyncio.run(_check_domains(args))
+    if args.json:
+        print(json.dumps({"domains": [r.as_dict() for r in reports]}, indent=2))
+    else:
+        print(_domain_table(reports, verbose=args.verbose))
+    statuses = {r.status for r in reports}
+    if "False" in statuses:
+        return 1
+    return EX_TEMPFAIL if "Unknown" in statuses else 0
+
+
+async def _check_domains(args: argparse.Namespace) -> list[Any]:
+    from postmaster.checks.dkim import DkimSelector, provider_cname_target
+    from postmaster.checks.domain import DomainReport, check_domain
+    from postmaster.providers.catalog import preset_entry
+
+    resolver = resolver_from(args)
+    includes: list[str] = list(args.include)
+    selectors: list[str] = list(args.selector)
+    managed_by_provider = False
+    if args.provider:
+        entry = preset_entry(args.provider)
+        if entry.spf_include and entry.spf_include not in includes:
+            includes.insert(0, entry.spf_include)
+        managed_by_provider = entry.dkim == "provider-cname"
+        if not selectors and managed_by_provider:
+            selectors = list(entry.dkim_selectors)
+    limit = asyncio.Semaphore(max(1, args.concurrency))
+
+    async def one(domain: str) -> DomainReport:
+        wanted = [
+            DkimSelector(
+                s, cname_target=provider_cname_target(args.provider, s, domain) if managed_by_provider else None
+            )
+            for s in selectors
+        ]
+        async with limit:
+            return await check_domain(
+                domain,
+                spf_includes=includes,
+                spf_ips=list(args.ip),
+                all_qualifier=args.all_qualifier,
+                selectors=wanted,
+                minimum_policy=args.min_policy,
+                report_addresses=list(args.report_address),
+                resolver=resolver,
+            )
+
+    return list(await asyncio.gather(*(one(d) for d in args.domains)))
+
+
+def _domain_table(reports: list[Any], *, verbose: bool) -> str:
+    rows = [("DOMAIN", "SPF", "DKIM", "DMARC", "READY")]
+    for r in reports:
+        rows.append(
+            (
+                r.domain,
+                f"{r.spf.status} {r.spf.reason.value}",
+                f"{r.dkim.status} {r.dkim.reason.value}",
+                f"{r.dmarc.status} {r.dmarc.reason.value}",
+                {"True": "yes", "False": "no"}.get(r.status, "unknown"),
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows]
+    for r in reports:
+        if r.ready and not verbose:
+            continue
+        lines += ["", f"{r.domain}:"]
+        for label, verdict in (("SPF", r.spf), ("DKIM", r.dkim), ("DMARC", r.dmarc)):
+            lines.append(f"  {label} {verdict.status} {verdict.reason.value}: {verdict.message}")
+        lines.append("  records:")
+        for record in r.records:
+            state = {True: "published", False: "MISSING", None: "unknown"}[record.published]
+            lines.append(f"    [{state}] {record.name} {record.type} {record.zone_value}")
+            lines.append(f"        {record.purpose}")
     return "\n".join(lines)

@@ -202,20 +202,39 @@ def restrictionpolicy_status(facts: DependentFacts, name: str, old: dict[str, An
     return new
 
 
+DNS_CONDITIONS = ("SPFReady", "DKIMReady", "DMARCReady")
+
+
 def sendingdomain_status(
     facts: DependentFacts,
     old: dict[str, Any],
     now: str,
     *,
     records: list[dict[str, Any]] | None = None,
-    dns_details: tuple[Cond, ...] = (),
+    dns_details: tuple[Cond, ...] | None = None,
+    dns_fields: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """`dns_details` None means no DNS check has finished yet: the DNS conditions say so (Unknown)."""
     provider = _provider_condition(facts)
+    reconciling = None
+    if dns_details is None:
+        pending = "DNS checks of the SPF, DKIM and DMARC records are running; results appear here in seconds."
+        if provider.status != "True":
+            pending = "DNS is checked once the provider is usable."
+        dns_details = tuple(Cond(t, "Unknown", "DNSCheckPending", pending) for t in DNS_CONDITIONS)
+        if provider.status == "True":
+            reconciling = Cond(RECONCILING, "True", "DNSCheckPending", pending)
+    elif any(c.status == "Unknown" for c in dns_details):
+        first = next(c for c in dns_details if c.status == "Unknown")
+        reconciling = Cond(RECONCILING, "True", first.reason, "Retrying: " + first.message)
     details = [provider, *dns_details]
     updates = summarize(
         details,
-        ready_message=f"Sends through MailProvider {facts.provider!r}; publish the records in status.records.",
+        ready_message=(
+            f"Sends through MailProvider {facts.provider!r}; SPF, DKIM and DMARC are published as status.records lists."
+        ),
         stalled=stalled(facts.own_error) if facts.own_error else None,
+        reconciling=reconciling,
     )
     new = _base(old, facts.generation, updates, now)
     new["provider"] = facts.provider if provider.status == "True" else None
@@ -223,4 +242,9 @@ def sendingdomain_status(
         new.pop("provider")
     if records is not None:
         new["records"] = records
+    for key, value in (dns_fields or {}).items():
+        if value is None:
+            new.pop(key, None)
+        else:
+            new[key] = value
     return new

@@ -51,9 +51,21 @@ class DKIMKeyType(StrEnum):
     ED25519 = "ed25519"
 
 
+class DKIMManagement(StrEnum):
+    OPERATOR = "operator"
+    PROVIDER = "provider"
+
+
 class DKIMSpec(Model):
     """DKIM keys: generated and rotated by the operator, or managed by the provider (CNAME selectors)."""
 
+    managed_by: DKIMManagement | None = Field(
+        default=None,
+        description=(
+            "operator: keys generated into Secret <name>-dkim and rotated; provider: the provider publishes "
+            "them (Microsoft 365 selector1/selector2, SendGrid s1/s2, SES Easy DKIM CNAMEs). Default from the preset."
+        ),
+    )
     selectors: list[DKIMSelector] = Field(
         default_factory=list,
         description=(
@@ -63,6 +75,9 @@ class DKIMSpec(Model):
     key_type: DKIMKeyType = Field(default=DKIMKeyType.RSA, description="rsa (2048 bits) or ed25519. Default: rsa.")
     rotate_every: Duration | None = Field(
         default=None, description="Rotate operator-generated keys this often, e.g. 180d. Default: never."
+    )
+    grace_period: Duration = Field(
+        default="7d", description="How long a replaced key stays published after rotation. Default: 7d."
     )
 
 
@@ -84,6 +99,23 @@ class DMARCSpec(Model):
     )
 
 
+HostPort = Annotated[str, Field(pattern=r"^[A-Za-z0-9.:\[\]-]+(:[0-9]{1,5})?$", max_length=260)]
+
+
+class DNSCheckSpec(Model):
+    """Which DNS servers the checks ask."""
+
+    nameservers: list[HostPort] = Field(
+        default_factory=list,
+        max_length=8,
+        description="Ask these servers (host or host:port) instead of the operator's resolver.",
+    )
+    authoritative: bool = Field(
+        default=False,
+        description="Ask the domain's own authoritative servers, found through its NS records (no cache in between).",
+    )
+
+
 class PublishSpec(Model):
     """How the records reach DNS."""
 
@@ -101,6 +133,7 @@ class SendingDomainSpec(Model):
     dkim: DKIMSpec = Field(default_factory=DKIMSpec, description="DKIM keys and selectors.")
     dmarc: DMARCSpec = Field(default_factory=DMARCSpec, description="DMARC policy requirements.")
     publish: PublishSpec = Field(default_factory=PublishSpec, description="How the records get published.")
+    dns: DNSCheckSpec = Field(default_factory=DNSCheckSpec, description="Which DNS servers the checks ask.")
     check_interval: Duration = Field(default="5m", description="Time between DNS checks. Default: 5m.")
 
 
@@ -116,6 +149,19 @@ class DNSRecord(StatusModel):
     )
 
 
+class DKIMStatus(StatusModel):
+    """Where DKIM keys and their rotation stand."""
+
+    managed_by: str | None = None
+    secret: str | None = Field(default=None, description="The Secret holding operator-generated private keys.")
+    active_selector: str | None = Field(default=None, description="The selector to sign with now.")
+    pending_selector: str | None = Field(default=None, description="The next key: published, not signing yet.")
+    retiring_selectors: list[str] = Field(default_factory=list, description="Replaced keys still published.")
+    selectors: list[str] = Field(default_factory=list, description="Every selector checked.")
+    waiting: str | None = Field(default=None, description="Why rotation waits, and what to publish.")
+    summary: str | None = None
+
+
 class SendingDomainStatus(CommonStatus):
     """Observed state of a SendingDomain.
 
@@ -124,3 +170,6 @@ class SendingDomainStatus(CommonStatus):
 
     provider: str | None = Field(default=None, description="The resolved MailProvider.")
     records: list[DNSRecord] = Field(default_factory=list, description="Every record the domain needs.")
+    dkim: DKIMStatus | None = Field(default=None, description="DKIM keys and rotation.")
+    last_check_time: str | None = Field(default=None, description="When DNS was last checked.")
+    dns_endpoint: str | None = Field(default=None, description="The external-dns DNSEndpoint carrying the records.")

@@ -526,7 +526,7 @@ class DnsResolver:
                     timed_out += 1
                     failures.append(f"{server}: timeout after {self.timeout:g}s")
                     continue
-                except (OSError, dns.exception.DNSException) as exc:
+                except (OSError, EOFError, dns.exception.DNSException) as exc:  # EOFError: TCP closed early
                     failures.append(f"{server}: {exc.__class__.__name__}: {exc}")
                     continue
                 rcode = response.rcode()

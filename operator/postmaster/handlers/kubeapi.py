@@ -101,9 +101,11 @@ def _same(existing: dict[str, Any], desired: dict[str, Any]) -> bool:
     have, want = existing.get("metadata", {}), desired["metadata"]
     return (
         (have.get("labels") or {}) == want.get("labels", {})
+        and all((have.get("annotations") or {}).get(k) == v for k, v in want.get("annotations", {}).items())
         and _owner_keys(have.get("ownerReferences")) == _owner_keys(want.get("ownerReferences"))
         and (existing.get("data") or {}) == desired.get("data", {})
         and existing.get("type") == desired.get("type")
+        and existing.get("spec") == desired.get("spec")
     )
 
 
@@ -130,6 +132,40 @@ async def apply(manifest: dict[str, Any]) -> bool:
     body = {**manifest, "metadata": {**meta, "resourceVersion": existing["metadata"]["resourceVersion"]}}
     await _call(f"update {kind} {ns}/{name}", replace, name, ns, body)
     return True
+
+
+async def apply_custom(manifest: dict[str, Any], group: str, version: str, plural: str) -> bool:
+    """Create or replace a custom object the operator owns. Returns whether anything was written.
+
+    Raises KubeError with status 404 when the API server does not serve the kind (its CRD is missing).
+    """
+    meta = manifest["metadata"]
+    ns, name = meta["namespace"], meta["name"]
+    custom = _api("custom")
+    current = await _call_or_none(
+        f"read {manifest['kind']} {ns}/{name}", custom.get_namespaced_custom_object, group, version, ns, plural, name
+    )
+    if current is None:
+        await _call(f"create {manifest['kind']} {ns}/{name}", custom.create_namespaced_custom_object,
+                    group, version, ns, plural, manifest)  # fmt: skip
+        return True
+    if _same(current, manifest):
+        return False
+    body = {**manifest, "metadata": {**meta, "resourceVersion": current["metadata"]["resourceVersion"]}}
+    await _call(f"update {manifest['kind']} {ns}/{name}", custom.replace_namespaced_custom_object,
+                group, version, ns, plural, name, body)  # fmt: skip
+    return True
+
+
+async def read_secret(namespace: str, name: str) -> tuple[dict[str, str], dict[str, str]] | None:
+    """(decoded data, annotations) of a Secret, or None when it does not exist."""
+    secret = await _call_or_none(
+        f"read Secret {namespace}/{name}", _api("core").read_namespaced_secret, name, namespace
+    )
+    if secret is None:
+        return None
+    data = {k: base64.b64decode(v).decode("utf-8", "replace") for k, v in (secret.data or {}).items()}
+    return data, dict(secret.metadata.annotations or {})
 
 
 async def get_custom(resource: Resource, namespace: str, name: str) -> dict[str, Any] | None:

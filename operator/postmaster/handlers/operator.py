@@ -12,7 +12,7 @@ import kopf
 
 from postmaster import GROUP, VERSION
 from postmaster.api.resources import MAIL_PROVIDER, RESTRICTION_POLICY, SENDING_DOMAIN
-from postmaster.handlers import kubeapi, probes
+from postmaster.handlers import domains, kubeapi, probes
 from postmaster.handlers.reconcile import provider_ref, reconcile_group
 
 log = logging.getLogger(__name__)
@@ -81,14 +81,18 @@ async def mailprovider_changed(namespace: str | None, name: str, reason: str, di
     probes.ensure_probing(_ns(namespace), name, reconcile_group)
     if reason == "update" and any(tuple(change[1])[:1] == ("spec",) for change in diff):
         probes.request_probe(_ns(namespace), name)
+        for domain in await kubeapi.list_custom(SENDING_DOMAIN, _ns(namespace)):
+            if provider_ref(domain) == name:  # the SPF include or DKIM selectors may have changed
+                domains.request_check(_ns(namespace), domain["metadata"]["name"])
     body = await kubeapi.get_custom(MAIL_PROVIDER, _ns(namespace), name)
     if body is not None:
         await probes.handle_on_demand(body)
 
 
 @kopf.on.cleanup()
-async def stop_probes(**_: Any) -> None:
+async def stop_background_checks(**_: Any) -> None:
     await probes.stop_all()
+    await domains.stop_all()
 
 
 def _ns(namespace: str | None) -> str:
@@ -119,10 +123,20 @@ def _refs(old: dict[str, Any] | None, new: dict[str, Any] | None) -> set[str]:
 @kopf.on.resume(GROUP, VERSION, SENDING_DOMAIN.plural)
 @kopf.on.create(GROUP, VERSION, SENDING_DOMAIN.plural)
 @kopf.on.update(GROUP, VERSION, SENDING_DOMAIN.plural)
+async def sendingdomain_changed(
+    namespace: str | None, name: str, body: kopf.Body, reason: str, *, old: Any, new: Any, **_: Any
+) -> None:
+    """Reconcile its group (which starts its DNS checks), and check DNS again at once after a spec change."""
+    for provider in sorted(_refs(old, new) | _refs(None, dict(body))):
+        await reconcile_group(_ns(namespace), provider)
+    if reason == "update":
+        domains.request_check(_ns(namespace), name)
+
+
 @kopf.on.resume(GROUP, VERSION, RESTRICTION_POLICY.plural)
 @kopf.on.create(GROUP, VERSION, RESTRICTION_POLICY.plural)
 @kopf.on.update(GROUP, VERSION, RESTRICTION_POLICY.plural)
-async def dependent_changed(namespace: str | None, old: Any, new: Any, body: kopf.Body, **_: Any) -> None:
+async def restrictionpolicy_changed(namespace: str | None, old: Any, new: Any, body: kopf.Body, **_: Any) -> None:
     """Reconcile the group it belongs to now, and the one it left when providerRef changed."""
     for provider in sorted(_refs(old, new) | _refs(None, dict(body))):
         await reconcile_group(_ns(namespace), provider)
@@ -130,8 +144,10 @@ async def dependent_changed(namespace: str | None, old: Any, new: Any, body: kop
 
 @kopf.on.event(GROUP, VERSION, SENDING_DOMAIN.plural, when=_deleted)
 @kopf.on.event(GROUP, VERSION, RESTRICTION_POLICY.plural, when=_deleted)
-async def dependent_deleted(namespace: str | None, body: kopf.Body, **_: Any) -> None:
+async def dependent_deleted(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> None:
     """A deleted policy or domain leaves the relay tables of its provider."""
+    if body.get("kind") == SENDING_DOMAIN.kind:
+        await domains.stop_checking(_ns(namespace), name)
     provider = provider_ref(dict(body))
     if provider:
         await reconcile_group(_ns(namespace), provider)

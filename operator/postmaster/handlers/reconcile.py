@@ -19,6 +19,7 @@ from postmaster.api.resources import MAIL_PROVIDER, RESTRICTION_POLICY, SENDING_
 from postmaster.api.restrictionpolicy import RestrictionPolicySpec
 from postmaster.api.sendingdomain import SendingDomainSpec
 from postmaster.conditions import now_rfc3339
+from postmaster.handlers import domains as domain_checks
 from postmaster.handlers import kubeapi, probes
 from postmaster.handlers.status import object_lock, update_status
 from postmaster.render.access import NamedPolicy
@@ -129,9 +130,16 @@ def _policy_status(facts: DependentFacts, name: str, _body: dict[str, Any], old:
 
 
 def _domain_status(
-    facts: DependentFacts, records: list[dict[str, Any]] | None, _body: dict[str, Any], old: dict[str, Any]
+    facts: DependentFacts,
+    records: list[dict[str, Any]] | None,
+    view: domain_checks.DomainView | None,
+    _body: dict[str, Any],
+    old: dict[str, Any],
 ) -> dict[str, Any]:
-    return sendingdomain_status(facts, old, now_rfc3339(), records=records)
+    if view is None:
+        return sendingdomain_status(facts, old, now_rfc3339(), records=records)
+    fields = {"dkim": view.dkim, "lastCheckTime": view.checked_at, "dnsEndpoint": view.dns_endpoint}
+    return sendingdomain_status(facts, old, now_rfc3339(), records=records, dns_details=view.details, dns_fields=fields)
 
 
 async def _write_dependents(
@@ -164,7 +172,14 @@ async def _write_dependents(
             provider_error=error,
             own_error=dep.error,
         )
+        view = domain_checks.latest_view(namespace, name) if found and error is None else None
         records = None
-        if dep.spec is not None and endpoint is not None:
+        if view is not None:
+            records = view.records
+        elif dep.spec is not None and endpoint is not None:
             records = [r.as_status() for r in domain_records(dep.spec, endpoint)]
-        await update_status(SENDING_DOMAIN, namespace, name, partial(_domain_status, facts, records))
+        if found and error is None and dep.spec is not None:
+            domain_checks.ensure_checking(namespace, name, reconcile_group)
+            if view is None:
+                domain_checks.request_check(namespace, name)
+        await update_status(SENDING_DOMAIN, namespace, name, partial(_domain_status, facts, records, view))
