@@ -225,3 +225,55 @@ def _crd_exists(ext: Any, name: str) -> bool:
             return False
         raise
     return any(c.type == "Established" and c.status == "True" for c in crd.status.conditions or [])
+
+
+def _record_value(ns: Cluster, name: str, selector: str) -> str:
+    def find() -> str | None:
+        for record in status(ns, name).get("records", []):
+            if record["name"].startswith(f"{selector}._domainkey."):
+                return str(record["value"])
+        return None
+
+    return wait_for(find, timeout=30, what=f"the TXT record of {selector} in status.records")
+
+
+def test_dkim_rotation_publishes_switches_and_retires(ns: Cluster, nsd: NsdServer) -> None:
+    """rotateEvery and gracePeriod of seconds, so the whole M3AAWG cycle runs while the test waits."""
+    domain = f"{ns.ns}.test"
+    base = (f"v=spf1 ip4:{SENDER_IP} ~all", "v=DMARC1; p=none")
+    nsd.zone(domain, zone_records(*base), ttl=1, negative_ttl=1)
+    spec = domain_spec(domain, nsd.nameserver, dkim={"rotateEvery": "4s", "gracePeriod": "4s", "keyType": "ed25519"})
+    spec["checkInterval"] = "1s"
+    ns.create(SD, "rot", spec)
+
+    first = wait_for(lambda: status(ns, "rot").get("dkim", {}).get("pendingSelector"), timeout=30, what="first key")
+    first_value = _record_value(ns, "rot", first)
+    assert "k=ed25519" in first_value
+    nsd.zone(domain, zone_records(*base, {first: first_value}), ttl=1, negative_ttl=1)
+    wait_for(lambda: status(ns, "rot")["dkim"].get("activeSelector") == first, timeout=30, what="first key active")
+
+    # rotateEvery passes: the next key is generated and published first, the old one still signs.
+    second = wait_for(
+        lambda: (s := status(ns, "rot")["dkim"].get("pendingSelector")) and s != first and s,
+        timeout=30,
+        what="next key",
+    )
+    dkim = status(ns, "rot")["dkim"]
+    assert dkim["activeSelector"] == first
+    assert second in dkim["waiting"]
+    assert second > first
+    assert ns.condition(SD, "rot", "DKIMReady")["status"] == "True"  # type: ignore[index]
+
+    # DNS serves the next key: it takes over, the old one keeps being published for the grace period.
+    second_value = _record_value(ns, "rot", second)
+    nsd.zone(domain, zone_records(*base, {first: first_value, second: second_value}), ttl=1, negative_ttl=1)
+    wait_for(lambda: status(ns, "rot")["dkim"].get("activeSelector") == second, timeout=30, what="switch")
+    assert first in status(ns, "rot")["dkim"]["retiringSelectors"]
+
+    # After the grace period the old key leaves the Secret.
+    def retired() -> bool:
+        data = ns.core.read_namespaced_secret("rot-dkim", ns.ns).data or {}
+        return f"{first}.private" not in data and f"{second}.private" in data
+
+    wait_for(retired, timeout=30, what="old key retired")
+    assert first not in status(ns, "rot")["dkim"]["selectors"]

@@ -67,20 +67,35 @@ def _with_removals(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
     return patch
 
 
+_SILENT = (conditions.RECONCILING, conditions.STALLED)
+
+
+def transitions(old: dict[str, Any], new: dict[str, Any]) -> list[dict[str, Any]]:
+    """Conditions whose status or reason changed, Ready first, one per reason (a detail that caused a
+    change of Ready is not told twice). Reconciling and Stalled follow the others and are not told."""
+    before = {c["type"]: c for c in old.get("conditions") or []}
+    changed: list[dict[str, Any]] = []
+    for cond in sorted(new.get("conditions") or [], key=lambda c: c["type"] != conditions.READY):
+        if cond["type"] in _SILENT:
+            continue
+        prior = before.get(cond["type"])
+        if prior is not None and (prior["status"], prior["reason"]) == (cond["status"], cond["reason"]):
+            continue
+        if any(c["reason"] == cond["reason"] for c in changed):
+            continue
+        changed.append(cond)
+    return changed
+
+
 async def _record_transition(body: dict[str, Any], old: dict[str, Any], new: dict[str, Any]) -> None:
-    before = conditions.find(old.get("conditions"), conditions.READY)
-    after = conditions.find(new.get("conditions"), conditions.READY)
-    if after is None:
-        return
-    if before is not None and (before["status"], before["reason"]) == (after["status"], after["reason"]):
-        return
     meta = body["metadata"]
-    level = logging.INFO if after["status"] == "True" else logging.WARNING
-    log.log(level, "%s %s/%s: Ready=%s %s: %s", body.get("kind"), meta["namespace"], meta["name"],
-            after["status"], after["reason"], after["message"])  # fmt: skip
-    await kubeapi.post_event(
-        body,
-        type_="Normal" if after["status"] == "True" else "Warning",
-        reason=after["reason"],
-        message=after["message"],
-    )
+    for cond in transitions(old, new):
+        ok = cond["status"] == "True"
+        where = f"{body.get('kind')} {meta['namespace']}/{meta['name']}"
+        level = logging.INFO if ok else logging.WARNING
+        log.log(level, "%s: %s=%s %s: %s", where, cond["type"], cond["status"], cond["reason"], cond["message"])
+        reason = cond["reason"] if cond["type"] == conditions.READY else f"{cond['type']}{cond['reason']}"
+        if cond["type"] != conditions.READY and cond["reason"] in ("Ready", "Succeeded", "Published"):
+            reason = cond["type"]  # e.g. SPFReady, SMTPReachable: reads better than SPFReadyReady
+        await kubeapi.post_event(body, type_="Normal" if ok else "Warning", reason=reason[:128],
+                                 message=f"{cond['type']}={cond['status']}: {cond['message']}")  # fmt: skip
