@@ -276,4 +276,4 @@ def test_dkim_rotation_publishes_switches_and_retires(ns: Cluster, nsd: NsdServe
         return f"{first}.private" not in data and f"{second}.private" in data
 
     wait_for(retired, timeout=30, what="old key retired")
-    assert first not in status(ns, "rot")["dkim"]["selectors"]
+    wait_for(lambda: first not in status(ns, "rot")["dkim"]["selectors"], timeout=10, what="status follows")

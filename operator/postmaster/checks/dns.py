@@ -310,6 +310,9 @@ class DnsCache:
                     self._inflight.pop(key, None)
 
             task = asyncio.ensure_future(run())
+            # When every waiter was cancelled (a check loop stopped), nobody reads the outcome: mark a
+            # failure as seen here, so asyncio does not log "Task exception was never retrieved".
+            task.add_done_callback(lambda t: t.cancelled() or t.exception())
             self._inflight[key] = task
         # shield: one waiter being cancelled must not cancel the question for the others.
         return await asyncio.shield(task)

@@ -9,8 +9,6 @@ reconcile, which writes status, as the SMTP probe's is.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import logging
 import os
@@ -31,6 +29,7 @@ from postmaster.checks.domain import DomainReport, check_domain
 from postmaster.checks.verdict import ConditionStatus, Verdict
 from postmaster.conditions import Cond
 from postmaster.handlers import kubeapi
+from postmaster.handlers.loops import Key, Loops, Reconcile
 from postmaster.render.dnsendpoint import (
     DNSENDPOINT_GROUP,
     DNSENDPOINT_PLURAL,
@@ -48,8 +47,6 @@ ROTATION_ANNOTATION = "postmaster.dev/dkim-rotation"
 RETRY_TRANSIENT = timedelta(seconds=float(os.environ.get("POSTMASTER_DNS_RETRY_SECONDS", "30")))
 MAX_BACKOFF_FACTOR = 8
 
-Key = tuple[str, str]
-
 
 @dataclass(frozen=True)
 class DomainView:
@@ -66,8 +63,6 @@ class DomainView:
 _cache = DnsCache()
 _resolvers: dict[tuple[tuple[str, ...], bool], DnsResolver] = {}
 _views: dict[Key, DomainView] = {}
-_wake: dict[Key, asyncio.Event] = {}
-_tasks: dict[Key, asyncio.Task[None]] = {}
 
 
 def dkim_secret_name(domain_object: str) -> str:
@@ -76,10 +71,6 @@ def dkim_secret_name(domain_object: str) -> str:
 
 def latest_view(namespace: str, name: str) -> DomainView | None:
     return _views.get((namespace, name))
-
-
-def request_check(namespace: str, name: str) -> None:
-    _wake.setdefault((namespace, name), asyncio.Event()).set()
 
 
 def resolver_for(spec: SendingDomainSpec) -> DnsResolver:
@@ -288,23 +279,7 @@ async def _publish(body: dict[str, Any], records: list[dict[str, Any]]) -> Cond:
 # --- the loop ------------------------------------------------------------------------------------------
 
 
-async def _loop(namespace: str, name: str, reconcile: Any) -> None:
-    key = (namespace, name)
-    wake = _wake.setdefault(key, asyncio.Event())
-    streak = 0
-    while True:
-        wake.clear()
-        delay: float | None = None
-        try:
-            delay, streak = await _cycle(namespace, name, streak, reconcile)
-        except kubeapi.KubeError as exc:
-            log.warning("DNS check of %s/%s postponed: %s", namespace, name, exc)
-            delay = RETRY_TRANSIENT.total_seconds()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(wake.wait(), timeout=delay)
-
-
-async def _cycle(namespace: str, name: str, streak: int, reconcile: Any) -> tuple[float | None, int]:
+async def _cycle(namespace: str, name: str, streak: int, reconcile: Reconcile) -> tuple[float | None, int]:
     body = await kubeapi.get_custom(SENDING_DOMAIN, namespace, name)
     if body is None:
         _views.pop((namespace, name), None)
@@ -339,23 +314,8 @@ async def _cycle(namespace: str, name: str, streak: int, reconcile: Any) -> tupl
     return delay.total_seconds(), streak
 
 
-def ensure_checking(namespace: str, name: str, reconcile: Any) -> None:
-    key = (namespace, name)
-    task = _tasks.get(key)
-    if task is None or task.done():
-        _tasks[key] = asyncio.create_task(_loop(namespace, name, reconcile), name=f"dns {namespace}/{name}")
-
-
-async def stop_checking(namespace: str, name: str) -> None:
-    task = _tasks.pop((namespace, name), None)
-    _views.pop((namespace, name), None)
-    _wake.pop((namespace, name), None)
-    if task is not None:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-
-async def stop_all() -> None:
-    for namespace, name in list(_tasks):
-        await stop_checking(namespace, name)
+loops = Loops("DNS check", _cycle, retry=RETRY_TRANSIENT, on_stop=lambda key: _views.pop(key, None))
+ensure_checking = loops.ensure
+stop_checking = loops.stop
+stop_all = loops.stop_all
+request_check = loops.wake

@@ -109,7 +109,18 @@ def _deleted(type: str | None, **_: Any) -> bool:  # kopf's keyword
 async def mailprovider_deleted(namespace: str | None, name: str, **_: Any) -> None:
     """A provider that disappears leaves its dependents with ProviderNotFound."""
     await probes.stop_probing(_ns(namespace), name)
-    await reconcile_group(_ns(namespace), name)
+    await _after_deletion(_ns(namespace), name)
+
+
+async def _after_deletion(namespace: str, provider: str) -> None:
+    """Reconcile after a deletion. Events are not retried by kopf, and in a namespace being deleted the
+    objects vanish under the reconcile (404) or cannot be written (403): nothing is left to fix then."""
+    try:
+        await reconcile_group(namespace, provider)
+    except kubeapi.KubeError as exc:
+        if exc.status not in (403, 404, 409):
+            raise
+        log.info("after a deletion in %s, %s: %s (nothing left to update)", namespace, provider, exc)
 
 
 # --- SendingDomain and RestrictionPolicy -------------------------------------------------------------
@@ -150,7 +161,7 @@ async def dependent_deleted(namespace: str | None, name: str, body: kopf.Body, *
         await domains.stop_checking(_ns(namespace), name)
     provider = provider_ref(dict(body))
     if provider:
-        await reconcile_group(_ns(namespace), provider)
+        await _after_deletion(_ns(namespace), provider)
 
 
 # --- Secrets -----------------------------------------------------------------------------------------
@@ -162,7 +173,7 @@ def _referenced(namespace: str | None, name: str, **kwargs: Any) -> bool:
 
 
 @kopf.on.event("", "v1", "secrets", when=_referenced)
-async def secret_event(namespace: str | None, name: str, **kwargs: Any) -> None:
+async def secret_event(namespace: str | None, name: str, type: str | None, **kwargs: Any) -> None:
     """A credentials Secret was created, changed or deleted: re-render the providers that read it.
 
     The body is never logged: only the names.
@@ -170,5 +181,9 @@ async def secret_event(namespace: str | None, name: str, **kwargs: Any) -> None:
     index: kopf.Index[Any, Any] = kwargs["providers_by_secret"]
     for provider in sorted(set(index.get((namespace, name), []))):
         log.info("Secret %s/%s changed: reconciling MailProvider %s", namespace, name, provider)
-        await reconcile_group(_ns(namespace), provider)
+        # The probe loop reconciles after it probes: it is also the retry if this reconcile fails.
         probes.request_probe(_ns(namespace), provider)
+        if type == "DELETED":
+            await _after_deletion(_ns(namespace), provider)
+        else:
+            await reconcile_group(_ns(namespace), provider)

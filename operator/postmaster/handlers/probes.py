@@ -13,11 +13,9 @@ which writes status: so status is computed in one place, from the spec and the l
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 import os
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -31,6 +29,7 @@ from postmaster.checks import smtp
 from postmaster.checks.oauth2 import ClientCredentialsFlow, StaticToken
 from postmaster.checks.secret import Secret
 from postmaster.handlers import kubeapi
+from postmaster.handlers.loops import Key, Loops, Reconcile
 from postmaster.handlers.status import update_status
 from postmaster.probe_status import probe_view
 from postmaster.resolution import (
@@ -51,8 +50,6 @@ PROBE_NOW = "postmaster.dev/probe-now"
 SEND_TEST_TO = "postmaster.dev/send-test-to"
 RETRY_FIRST = timedelta(seconds=float(os.environ.get("POSTMASTER_PROBE_RETRY_SECONDS", "15")))
 
-Key = tuple[str, str]
-
 
 @dataclass
 class _Published:
@@ -61,7 +58,6 @@ class _Published:
 
 
 _published: dict[Key, _Published] = {}
-_wake: dict[Key, asyncio.Event] = {}
 _flows: dict[tuple[Key, str, str, str | None, str], ClientCredentialsFlow] = {}
 _limiter: asyncio.Semaphore | None = None
 
@@ -74,23 +70,9 @@ def limiter() -> asyncio.Semaphore:
     return _limiter
 
 
-def _event(key: Key) -> asyncio.Event:
-    return _wake.setdefault(key, asyncio.Event())
-
-
-def request_probe(namespace: str, name: str) -> None:
-    """Wake the provider's daemon: probe now."""
-    _event((namespace, name)).set()
-
-
 def latest_view(namespace: str, name: str) -> ProbeView | None:
     published = _published.get((namespace, name))
     return published.view if published else None
-
-
-def forget(namespace: str, name: str) -> None:
-    _published.pop((namespace, name), None)
-    _wake.pop((namespace, name), None)
 
 
 @dataclass(frozen=True)
@@ -197,14 +179,12 @@ async def resolve_target(body: dict[str, Any], key: Key) -> Target:
     return Target(spec=spec, endpoint=endpoint, config=config, hints=hints_for(endpoint))
 
 
-async def probe_once(
-    namespace: str, name: str, failures: int, reconcile: Callable[[str, str], Awaitable[None]]
-) -> tuple[float | None, int]:
+async def probe_once(namespace: str, name: str, failures: int, reconcile: Reconcile) -> tuple[float | None, int]:
     """Probe, publish the outcome, reconcile. Returns (seconds until the next probe or None, failures)."""
     key = (namespace, name)
     body = await kubeapi.get_custom(MAIL_PROVIDER, namespace, name)
     if body is None:
-        forget(namespace, name)
+        _published.pop(key, None)
         return None, 0
     try:
         target = await resolve_target(body, key)
@@ -233,47 +213,11 @@ async def probe_once(
     return interval.total_seconds(), 0
 
 
-async def _probe_loop(namespace: str, name: str, reconcile: Callable[[str, str], Awaitable[None]]) -> None:
-    key = (namespace, name)
-    wake = _event(key)
-    failures = 0
-    while True:
-        wake.clear()
-        try:
-            delay, failures = await probe_once(namespace, name, failures, reconcile)
-        except kubeapi.KubeError as exc:
-            log.warning("probe %s/%s postponed: %s", namespace, name, exc)
-            delay = RETRY_FIRST.total_seconds()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(wake.wait(), timeout=delay)
-
-
-# One task per MailProvider, started and stopped by the handlers. Not a kopf daemon: kopf gives every
-# daemon a finalizer, and a finalizer would keep MailProviders from being deleted while the operator is
-# not running (for example after it was uninstalled).
-_tasks: dict[Key, asyncio.Task[None]] = {}
-
-
-def ensure_probing(namespace: str, name: str, reconcile: Callable[[str, str], Awaitable[None]]) -> None:
-    """Start the provider's probe loop unless it runs already (it probes at once when it starts)."""
-    key = (namespace, name)
-    task = _tasks.get(key)
-    if task is None or task.done():
-        _tasks[key] = asyncio.create_task(_probe_loop(namespace, name, reconcile), name=f"probe {namespace}/{name}")
-
-
-async def stop_probing(namespace: str, name: str) -> None:
-    task = _tasks.pop((namespace, name), None)
-    forget(namespace, name)
-    if task is not None:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-
-async def stop_all() -> None:
-    for namespace, name in list(_tasks):
-        await stop_probing(namespace, name)
+loops = Loops("SMTP probe", probe_once, retry=RETRY_FIRST, on_stop=lambda key: _published.pop(key, None))
+ensure_probing = loops.ensure
+stop_probing = loops.stop
+stop_all = loops.stop_all
+request_probe = loops.wake
 
 
 # --- on-demand requests -----------------------------------------------------------------------------

@@ -152,9 +152,8 @@ async def _write_dependents(
     endpoint: Endpoint | None = None,
     error: SpecError | None = None,
 ) -> None:
-    for dep in policies:
-        name = dep.body["metadata"]["name"]
-        facts = DependentFacts(
+    def facts_of(dep: _Dependent) -> DependentFacts:
+        return DependentFacts(
             generation=dep.body["metadata"].get("generation"),
             provider=provider_name,
             provider_found=found,
@@ -162,16 +161,13 @@ async def _write_dependents(
             own_error=dep.error,
             relay_name=relay_name(provider_name),
         )
-        await update_status(RESTRICTION_POLICY, namespace, name, partial(_policy_status, facts, name))
+
+    for dep in policies:
+        name = dep.body["metadata"]["name"]
+        await update_status(RESTRICTION_POLICY, namespace, name, partial(_policy_status, facts_of(dep), name))
     for dep in domains:
         name = dep.body["metadata"]["name"]
-        facts = DependentFacts(
-            generation=dep.body["metadata"].get("generation"),
-            provider=provider_name,
-            provider_found=found,
-            provider_error=error,
-            own_error=dep.error,
-        )
+        facts = facts_of(dep)
         view = domain_checks.latest_view(namespace, name) if found and error is None else None
         records = None
         if view is not None:
