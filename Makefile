@@ -5,13 +5,16 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-# Debian packages: the local control plane (etcd; Go and friends to build kube-apiserver once),
-# and the real servers the tests talk to (NSD for DNS, Postfix for SMTP, Dovecot for IMAP).
-APT_PACKAGES := etcd-server openssl ca-certificates \
-	golang-go rsync jq make dpkg-dev debian-archive-keyring golang-github-modern-go-reflect2-dev \
-	nsd postfix postfix-pcre dovecot-core dovecot-imapd
+# Debian packages. To run: etcd, and Go and friends to build kube-apiserver once (the local control
+# plane). To test, also the real servers the tests talk to: NSD (DNS), Postfix (SMTP), Dovecot (SASL, IMAP).
+RUN_PACKAGES := etcd-server openssl ca-certificates \
+	golang-go rsync jq make dpkg-dev debian-archive-keyring golang-github-modern-go-reflect2-dev
+TEST_PACKAGES := nsd postfix postfix-pcre dovecot-core dovecot-imapd
+# The tests start their own instances from their own configuration; the system services these packages
+# install are stopped and disabled again when this Makefile installed them (and systemd runs).
+TEST_SERVICES := nsd postfix dovecot
 
-.PHONY: run test unit integration lint typecheck format crds crds-check bench system-deps venv dev-up dev-down clean help
+.PHONY: run test unit integration lint typecheck format crds crds-check bench run-deps system-deps venv dev-up dev-down clean help
 
 help:
 	@echo "make run        local control plane (or your cluster), CRDs, examples, operator in the foreground"
@@ -34,15 +37,24 @@ $(VENV)/.installed: pyproject.toml
 
 venv: $(VENV)/.installed
 
-system-deps:
-	@missing=""; for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; done; \
+define apt_install
+	@missing=""; for p in $(1); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 		echo "installing Debian packages:$$missing"; \
 		$(SUDO) apt-get update -q && \
-		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+		echo "postfix postfix/main_mailer_type select No configuration" | $(SUDO) debconf-set-selections && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing && \
+		if [ -n "$(2)" ] && [ -d /run/systemd/system ]; then $(SUDO) systemctl disable --now $(2) 2>/dev/null || true; fi; \
 	fi
+endef
 
-run: venv system-deps
+run-deps:
+	$(call apt_install,$(RUN_PACKAGES),)
+
+system-deps: run-deps
+	$(call apt_install,$(TEST_PACKAGES),$(TEST_SERVICES))
+
+run: venv run-deps
 	$(BIN)/postmaster quickstart
 
 test: venv system-deps lint typecheck crds-check
@@ -74,7 +86,7 @@ crds-check: venv
 bench: venv system-deps
 	@for b in tests/bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
-dev-up: venv system-deps
+dev-up: venv run-deps
 	$(BIN)/postmaster dev up
 
 dev-down: venv
