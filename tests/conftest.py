@@ -5,4 +5,5 @@ pytest_plugins = [
     "tests.fixtures.operator",
     "tests.fixtures.dns",
     "tests.fixtures.smtp",
+    "tests.fixtures.relay",
 ]

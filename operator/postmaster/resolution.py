@@ -272,6 +272,13 @@ def resolve_credentials(
                 f"the username from the Secret ({endpoint.entry.username_hint}); add the key or set spec.auth.username",
                 reason="SecretKeyNotFound",
             )
+    if password != password.rstrip():
+        raise SpecError(
+            f"spec.auth.credentialsSecretRef ({ref.password_key})",
+            f"the password in Secret {ref.name!r} key {ref.password_key!r} ends in white space, which the relay's "
+            "password table cannot keep; remove it (often a newline from `echo`: use `printf` or --from-literal)",
+            reason="InvalidCredentials",
+        )
     for what, value, key in (("username", username, ref.username_key), ("password", password, ref.password_key)):
         if any(ch in value for ch in _FORBIDDEN_IN_CREDENTIAL):
             raise SpecError(

@@ -88,6 +88,10 @@ async def test_healthy_server_makes_the_provider_ready(
     assert probe["tls"]["daysLeft"] > 0
     assert any(e.startswith("AUTH") for e in probe["extensions"])
     assert not submission_server.handler or not submission_server.handler.messages  # the probe sends nothing
+    relay = await asyncio.to_thread(ns.configmap, "local-relay")
+    assert relay is not None
+    assert relay["ca.crt"].strip() == submission_server.ca_pem.strip()  # the relay trusts the same CA
+    assert "smtp_tls_CAfile = /etc/postfix/postmaster/ca.crt" in relay["main.cf"]
 
 
 async def test_rejected_password_stalls_and_a_fixed_secret_recovers(

@@ -245,3 +245,12 @@ def test_records_for_gmail_and_custom() -> None:
 
 def test_credentials_never_in_repr() -> None:
     assert PASSWORD not in repr(Credentials("u", PASSWORD))
+
+
+def test_rate_limits_faster_than_one_a_second_are_not_capped() -> None:
+    ep, _ = endpoint(host="smtp.example.com", port=587, rateLimit={"messages": 600, "per": "1m"})
+    text = postfix_main_cf(ep, policies=[], sending_domains=[])
+    assert "smtp_destination_rate_delay" not in text
+    assert "600 messages per 60s" in text
+    slow, _ = endpoint(host="smtp.example.com", port=587, rateLimit={"messages": 7, "per": "1m"})
+    assert "smtp_destination_rate_delay = 9s" in postfix_main_cf(slow, policies=[], sending_domains=[])

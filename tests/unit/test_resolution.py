@@ -137,3 +137,11 @@ def test_every_preset_resolves(preset: str) -> None:
     ep = resolve_endpoint(spec(preset=preset, region="us-east-1"))
     assert ep.host
     assert 1 <= ep.port <= 65535
+
+
+def test_trailing_white_space_in_a_password_is_refused() -> None:
+    s = spec(preset="gmail")
+    with pytest.raises(SpecError) as info:
+        resolve_credentials(s, resolve_endpoint(s), {"password": PASSWORD + " "})
+    assert info.value.reason == "InvalidCredentials"
+    assert PASSWORD not in str(info.value)

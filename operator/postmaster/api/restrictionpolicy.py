@@ -54,7 +54,8 @@ class RestrictionPolicySpec(Model):
         default_factory=Restriction, description="Which recipients workloads may send to (checked at RCPT TO)."
     )
     receive: Restriction = Field(
-        default_factory=Restriction, description="Which envelope senders the relay accepts (checked at MAIL FROM)."
+        default_factory=Restriction,
+        description="Which envelope senders the relay accepts (refused with 550 5.7.1 at RCPT TO, as Postfix does).",
     )
     suppressed: list[AddressPattern] = Field(
         default_factory=list,

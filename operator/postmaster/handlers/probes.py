@@ -143,22 +143,26 @@ async def read_credentials(
     return resolve_credentials(spec, endpoint, secrets.get(ref.name) if ref else None), None
 
 
+async def read_ca_bundle(namespace: str, spec: MailProviderSpec) -> str | None:
+    """The PEM CA certificates spec.caBundleRef names, or None without one. Raises SpecError."""
+    ref = spec.ca_bundle_ref
+    if ref is None:
+        return None
+    pem = ((await kubeapi.read_configmap_data(namespace, ref.name)) or {}).get(ref.key)
+    if not pem:
+        raise SpecError(
+            "spec.caBundleRef", f"ConfigMap {ref.name!r} key {ref.key!r} does not exist or is empty", "CABundleNotFound"
+        )
+    return pem
+
+
 async def resolve_target(body: dict[str, Any], key: Key) -> Target:
     """Read the Secrets the provider names and build a probe configuration. Raises SpecError."""
     namespace = key[0]
     spec = parse_spec(body)
     endpoint = resolve_endpoint(spec)
     password, oauth = await read_credentials(namespace, spec, endpoint)
-    ca_pem = None
-    if spec.ca_bundle_ref is not None:
-        data = await kubeapi.read_configmap_data(namespace, spec.ca_bundle_ref.name)
-        ca_pem = (data or {}).get(spec.ca_bundle_ref.key)
-        if not ca_pem:
-            raise SpecError(
-                "spec.caBundleRef",
-                f"ConfigMap {spec.ca_bundle_ref.name!r} key {spec.ca_bundle_ref.key!r} does not exist or is empty",
-                "CABundleNotFound",
-            )
+    ca_pem = await read_ca_bundle(namespace, spec)
     step = parse_duration(spec.probe.timeout).total_seconds()
     config = smtp.ProbeConfig(
         host=endpoint.host,

@@ -93,25 +93,27 @@ async def _reconcile_provider(
     error: SpecError | None = None
     credentials_needed = True
     probe: ProbeView | str | None = None
+    manifests: list[dict[str, Any]] = []
     try:
         spec = probes.parse_spec(body)
         endpoint = resolve_endpoint(spec)
         credentials_needed = endpoint.auth_method is not AuthMethod.NONE
         credentials, oauth = await probes.read_credentials(namespace, spec, endpoint)
+        ca_bundle = await probes.read_ca_bundle(namespace, spec)
         probe = probes.latest_view(namespace, name) if spec.probe.enabled else PROBE_DISABLED
-    except SpecError as exc:
-        error = exc
-    if error is None and endpoint is not None:
         owner = Owner.from_body(MAIL_PROVIDER.kind, body)
         named = [NamedPolicy(namespace, p.body["metadata"]["name"], p.spec) for p in policies if p.spec is not None]
         sending_domains = [d.spec.domain for d in domains if d.spec is not None]
-        for manifest in (
+        manifests = [
             smtp_secret(owner, endpoint, credentials, username=oauth.username if oauth else None),
-            relay_config_map(owner, endpoint, policies=named, sending_domains=sending_domains),
+            relay_config_map(owner, endpoint, policies=named, sending_domains=sending_domains, ca_bundle=ca_bundle),
             relay_secret(owner, endpoint, credentials),
-        ):
-            if await kubeapi.apply(manifest):
-                log.info("wrote %s %s/%s", manifest["kind"], namespace, manifest["metadata"]["name"])
+        ]
+    except SpecError as exc:
+        error = exc
+    for manifest in manifests:  # nothing is written for an unusable spec: the last good outputs stay
+        if await kubeapi.apply(manifest):
+            log.info("wrote %s %s/%s", manifest["kind"], namespace, manifest["metadata"]["name"])
     facts = ProviderFacts(
         generation=meta.get("generation"),
         endpoint=endpoint,

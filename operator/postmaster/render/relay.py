@@ -3,6 +3,19 @@
 The ConfigMap is mounted at CONFIG_DIR and the Secret at SECRET_DIR. `main.cf` is a fragment the relay
 appends to its image's main.cf (Postfix has no include directive); the access tables are PCRE tables
 read in place, and sasl_passwd is a texthash table, so nothing needs `postmap` on a read-only mount.
+A MailProvider with `caBundleRef` gets its CA certificates as `ca.crt` in the ConfigMap, the relay's
+`smtp_tls_CAfile`. Postfix reads all of these as root before it drops privileges and enters its
+chroot, so the Secret may be mounted readable by root only.
+
+Appended settings override the image's (the last entry wins; Postfix logs "overriding earlier entry"
+for each one it sees twice; applying the fragment's lines with `postconf -e` instead replaces them in
+place, silently). The image needs postfix-pcre and, for PLAIN and LOGIN, Cyrus SASL's client modules
+(Debian: libsasl2-modules); its own main.cf sets mynetworks to the workloads' addresses.
+
+Sender restrictions are Postfix's: evaluated, and refused, at RCPT TO (`smtpd_delay_reject`), with
+"Sender address rejected" in the reply. The access tables are looked up with the address Postfix will
+deliver to (after its percent-hack, bang-path, quoting and trailing-dot rewriting), so those spellings
+cannot slip past a policy.
 """
 
 from __future__ import annotations
@@ -11,15 +24,19 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
 from postmaster.api.mailprovider import AuthMethod, TLSMode
 from postmaster.render.access import NamedPolicy, domain_regex, policy_table, suppression_table
 from postmaster.render.ownership import Owner, child_metadata
 from postmaster.render.smtp_secret import encode_data
-from postmaster.resolution import Credentials, Endpoint
+from postmaster.resolution import Credentials, Endpoint, SpecError
 
 CONFIG_DIR = "/etc/postfix/postmaster"
 SECRET_DIR = "/etc/postfix/postmaster-secret"  # noqa: S105  (a mount path, not a password)
 SYSTEM_CA_FILE = "/etc/ssl/certs/ca-certificates.crt"
+CA_BUNDLE_KEY = "ca.crt"  # the ConfigMap key holding the MailProvider's caBundleRef certificates, when it has one
 
 _SASL_MECHANISM = {
     AuthMethod.PLAIN: "plain",
@@ -81,15 +98,20 @@ def postfix_main_cf(
         if endpoint.auth_method is AuthMethod.XOAUTH2:
             lines.append("# xoauth2 needs the sasl-xoauth2 plugin in the relay image; tokens come from the operator.")
     if endpoint.rate_limit is not None:
-        # One delivery at a time, spaced so the provider's limit is never exceeded.
-        delay = math.ceil(endpoint.rate_limit.seconds_between_messages)
-        if delay >= 1:
+        rate = endpoint.rate_limit
+        described = f"# rate limit: {rate.messages} messages per {int(rate.per.total_seconds())}s"
+        if rate.seconds_between_messages >= 1:
+            # One delivery at a time, spaced so the provider's limit is never exceeded (whole seconds:
+            # Postfix's resolution; rounding up keeps below the limit).
             lines += [
-                f"# rate limit: {endpoint.rate_limit.messages} messages per "
-                f"{int(endpoint.rate_limit.per.total_seconds())}s",
+                described,
                 "smtp_destination_concurrency_limit = 1",
-                f"smtp_destination_rate_delay = {delay}s",
+                f"smtp_destination_rate_delay = {math.ceil(rate.seconds_between_messages)}s",
             ]
+        else:
+            # Postfix spaces deliveries in whole seconds only: a limit above one message a second is
+            # left to the provider rather than capped at 60 a minute.
+            lines.append(described + " (faster than Postfix's rate delay can express: not enforced here)")
     recipient = [f"check_recipient_access pcre:{CONFIG_DIR}/suppressed.pcre"]
     recipient += [f"check_recipient_access pcre:{CONFIG_DIR}/send-{p.name}.pcre" for p in policies]
     sender = []
@@ -111,17 +133,41 @@ def sender_domains_table(sending_domains: Sequence[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def relay_ca_certificates(ca_bundle: str) -> str:
+    """The certificates of a PEM bundle, re-encoded: nothing else in the bundle (a private key pasted by mistake,
+    comments) reaches the ConfigMap. Raises SpecError when there is no readable certificate."""
+    try:
+        certificates = x509.load_pem_x509_certificates(ca_bundle.encode())
+    except ValueError:
+        raise SpecError(
+            "spec.caBundleRef",
+            "the CA bundle holds no readable PEM certificate: put one or more -----BEGIN CERTIFICATE----- blocks "
+            "in the ConfigMap key",
+        ) from None
+    return "".join(c.public_bytes(serialization.Encoding.PEM).decode() for c in certificates)
+
+
 def relay_config_data(
     endpoint: Endpoint,
     *,
     policies: Sequence[NamedPolicy],
     sending_domains: Sequence[str],
+    ca_bundle: str | None = None,
 ) -> dict[str, str]:
+    """Every key of the relay ConfigMap.
+
+    `ca_bundle`: the PEM text of the MailProvider's `caBundleRef`, when it has one. Its certificates travel in the
+    ConfigMap as `ca.crt` (certificates are public) and become the relay's only trust anchors (`smtp_tls_CAfile`).
+    """
     ordered = sorted(policies, key=lambda p: p.name)
+    certificates = relay_ca_certificates(ca_bundle) if ca_bundle is not None else None
+    ca_file = f"{CONFIG_DIR}/{CA_BUNDLE_KEY}" if certificates is not None else None
     data = {
-        "main.cf": postfix_main_cf(endpoint, policies=ordered, sending_domains=sending_domains),
+        "main.cf": postfix_main_cf(endpoint, policies=ordered, sending_domains=sending_domains, ca_file=ca_file),
         "suppressed.pcre": suppression_table(ordered),
     }
+    if certificates is not None:
+        data[CA_BUNDLE_KEY] = certificates
     if sending_domains:
         data["sender-domains.pcre"] = sender_domains_table(sending_domains)
     for policy in ordered:
@@ -136,12 +182,13 @@ def relay_config_map(
     *,
     policies: Sequence[NamedPolicy],
     sending_domains: Sequence[str],
+    ca_bundle: str | None = None,
 ) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": child_metadata(owner, relay_name(owner.name), "relay-config"),
-        "data": relay_config_data(endpoint, policies=policies, sending_domains=sending_domains),
+        "data": relay_config_data(endpoint, policies=policies, sending_domains=sending_domains, ca_bundle=ca_bundle),
     }
 
 
