@@ -21,6 +21,10 @@ def _clip(text: str | None) -> str | None:
     return text if len(text) <= _MAX_TEXT else text[: _MAX_TEXT - 1] + "…"
 
 
+def _keywords(keywords: dict[str, str]) -> list[str]:
+    return [f"{k} {v}".strip() for k, v in sorted(keywords.items())]
+
+
 def probe_summary(result: ProbeResult, verdict: Classification, now: str) -> dict[str, Any]:
     ehlo = result.ehlo_after_tls or result.ehlo
     summary: dict[str, Any] = {
@@ -48,7 +52,9 @@ def probe_summary(result: ProbeResult, verdict: Classification, now: str) -> dic
     if result.banner is not None:
         summary["banner"] = _clip(str(result.banner))
     if ehlo is not None:
-        summary["extensions"] = [f"{k} {v}".strip() for k, v in sorted(ehlo.keywords.items())]
+        summary["extensions"] = _keywords(ehlo.keywords)
+    if result.ehlo_after_tls is not None and result.ehlo is not None:
+        summary["extensionsBeforeTls"] = _keywords(result.ehlo.keywords)
     tls = result.tls
     if tls is not None and (tls.version or tls.certificate):
         cert = tls.certificate

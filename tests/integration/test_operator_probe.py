@@ -87,6 +87,7 @@ async def test_healthy_server_makes_the_provider_ready(
     assert probe["tls"]["chainVerified"] is True
     assert probe["tls"]["daysLeft"] > 0
     assert any(e.startswith("AUTH") for e in probe["extensions"])
+    assert "STARTTLS" in probe["extensionsBeforeTls"]
     assert not submission_server.handler or not submission_server.handler.messages  # the probe sends nothing
     relay = await asyncio.to_thread(ns.configmap, "local-relay")
     assert relay is not None

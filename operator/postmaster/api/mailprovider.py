@@ -236,6 +236,9 @@ class ProbeStatus(StatusModel):
     duration_ms: float | None = None
     banner: str | None = None
     extensions: list[str] = Field(default_factory=list, description="EHLO keywords (after TLS when TLS is used).")
+    extensions_before_tls: list[str] = Field(
+        default_factory=list, description="EHLO keywords before STARTTLS (AUTH is often offered only after it)."
+    )
     stages: list[ProbeStageStatus] = Field(default_factory=list)
     tls: ProbeTLSStatus | None = None
 
