@@ -277,3 +277,19 @@ def test_dkim_rotation_publishes_switches_and_retires(ns: Cluster, nsd: NsdServe
 
     wait_for(retired, timeout=30, what="old key retired")
     wait_for(lambda: first not in status(ns, "rot")["dkim"]["selectors"], timeout=10, what="status follows")
+
+
+def test_a_custom_servers_addresses_are_what_spf_must_authorise(ns: Cluster, nsd: NsdServer) -> None:
+    """The provider is a custom host (mail.example.net) without an SPF include: its addresses are."""
+    nsd.zone("example.net", "mail IN A 192.0.2.25", ttl=1, negative_ttl=1)
+    domain = f"{ns.ns}.test"
+    nsd.zone(domain, zone_records("v=spf1 ip4:198.51.100.7 -all", "v=DMARC1; p=none"), ttl=1, negative_ttl=1)
+    spec = domain_spec(domain, nsd.nameserver)
+    spec["spf"] = {"all": "-all"}
+    ns.create(SD, "custom", spec)
+    refused = ns.wait_condition(SD, "custom", "SPFReady", "False", "ProviderNotAuthorized", timeout=30)
+    assert "192.0.2.25" in refused["message"]
+    spf = next(r for r in status(ns, "custom")["records"] if r["name"] == domain)
+    assert "ip4:192.0.2.25" in spf["value"]
+    nsd.zone(domain, zone_records(spf["value"], "v=DMARC1; p=none"), ttl=1, negative_ttl=1)
+    ns.wait_condition(SD, "custom", "SPFReady", "True", timeout=30)

@@ -16,10 +16,8 @@ import pytest
 
 from postmaster.api.mailprovider import MailProviderSpec
 from postmaster.api.restrictionpolicy import RestrictionPolicySpec
-from postmaster.api.sendingdomain import SendingDomainSpec
 from postmaster.render.access import NamedPolicy, wildcard_regex
 from postmaster.render.ownership import Owner
-from postmaster.render.records import domain_records
 from postmaster.render.relay import postfix_main_cf, relay_config_data, relay_config_map, relay_secret
 from postmaster.render.smtp_secret import smtp_secret, smtp_url
 from postmaster.resolution import Credentials, resolve_credentials, resolve_endpoint
@@ -223,24 +221,6 @@ def test_main_cf_is_accepted_by_postconf(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     assert out.stderr == "", out.stderr
     assert "relayhost = [smtp.gmail.com]:587" in out.stdout
-
-
-def test_records_for_gmail_and_custom() -> None:
-    ep, _ = endpoint(preset="gmail")
-    spec = SendingDomainSpec.model_validate(
-        {
-            "domain": "example.com",
-            "providerRef": {"name": "gmail"},
-            "dmarc": {"minimumPolicy": "quarantine", "reportAddresses": ["mailto:dmarc@example.com"]},
-        }
-    )
-    spf, dmarc = domain_records(spec, ep)
-    assert (spf.name, spf.type, spf.value) == ("example.com", "TXT", "v=spf1 include:_spf.google.com ~all")
-    assert dmarc.name == "_dmarc.example.com"
-    assert dmarc.value == "v=DMARC1; p=quarantine; rua=mailto:dmarc@example.com"
-    custom, _ = endpoint(host="mail.example.net", port=2525)
-    spf, _ = domain_records(spec, custom)
-    assert spf.value == "v=spf1 a:mail.example.net ~all"
 
 
 def test_credentials_never_in_repr() -> None:

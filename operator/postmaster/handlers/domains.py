@@ -9,6 +9,8 @@ reconcile, which writes status, as the SMTP probe's is.
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
 import json
 import logging
 import os
@@ -24,7 +26,7 @@ from postmaster.api.resources import MAIL_PROVIDER, SENDING_DOMAIN
 from postmaster.api.sendingdomain import DKIMManagement, SendingDomainSpec
 from postmaster.checks.dkim import DkimKey, DkimSelector, generate_key, key_from_pem, provider_cname_target
 from postmaster.checks.dkim_rotation import KeyPhase, RotationPlan, RotationState, plan_rotation
-from postmaster.checks.dns import DnsCache, DnsResolver
+from postmaster.checks.dns import DnsCache, DnsResolver, DnsServerFailureError, DnsTimeoutError
 from postmaster.checks.domain import DomainReport, check_domain
 from postmaster.checks.verdict import ConditionStatus, Verdict
 from postmaster.conditions import Cond
@@ -108,6 +110,17 @@ async def _provider_endpoint(namespace: str, spec: SendingDomainSpec) -> Endpoin
         return None  # the provider's own status says why; the domain shows ProviderNotReady
 
 
+async def _server_addresses(resolver: DnsResolver, host: str) -> list[str]:
+    """The addresses a custom SMTP server's name resolves to (or the literal), for its SPF record."""
+    with contextlib.suppress(ValueError):
+        return [str(ipaddress.ip_address(host))]
+    addresses: list[str] = []
+    for lookup in (resolver.a, resolver.aaaa):
+        with contextlib.suppress(DnsTimeoutError, DnsServerFailureError):
+            addresses += [str(a) for a in (await lookup(host)).records]
+    return addresses
+
+
 # --- DKIM keys -------------------------------------------------------------------------------------------
 
 
@@ -189,12 +202,15 @@ async def check_once(
         DKIMManagement.PROVIDER if entry.dkim == "provider-cname" else DKIMManagement.OPERATOR
     )
     includes = ([entry.spf_include] if entry.spf_include else []) + list(spec.spf.includes)
+    ips = [*spec.spf.ip4, *spec.spf.ip6]
+    if not entry.spf_include and not ips:
+        ips = await _server_addresses(resolver, endpoint.host)  # a custom server: authorise where it is
 
     async def run(selectors: list[DkimSelector]) -> DomainReport:
         return await check_domain(
             spec.domain,
             spf_includes=includes,
-            spf_ips=[*spec.spf.ip4, *spec.spf.ip6],
+            spf_ips=ips,
             all_qualifier=spec.spf.all.value[0],
             selectors=selectors,
             minimum_policy=spec.dmarc.minimum_policy.value,

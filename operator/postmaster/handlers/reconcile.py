@@ -24,7 +24,6 @@ from postmaster.handlers import kubeapi, probes
 from postmaster.handlers.status import object_lock, update_status
 from postmaster.render.access import NamedPolicy
 from postmaster.render.ownership import Owner
-from postmaster.render.records import domain_records
 from postmaster.render.relay import relay_config_map, relay_name, relay_secret
 from postmaster.render.smtp_secret import smtp_secret, smtp_secret_name
 from postmaster.resolution import Endpoint, SpecError, resolve_endpoint
@@ -80,13 +79,13 @@ async def reconcile_group(namespace: str, provider_name: str) -> None:
         if body is None or not _alive(body):
             await _write_dependents(namespace, provider_name, policies, domains, found=False)
             return
-        endpoint, error = await _reconcile_provider(body, policies, domains)
-        await _write_dependents(namespace, provider_name, policies, domains, found=True, endpoint=endpoint, error=error)
+        error = await _reconcile_provider(body, policies, domains)
+        await _write_dependents(namespace, provider_name, policies, domains, found=True, error=error)
 
 
 async def _reconcile_provider(
     body: dict[str, Any], policies: list[_Dependent], domains: list[_Dependent]
-) -> tuple[Endpoint | None, SpecError | None]:
+) -> SpecError | None:
     meta = body["metadata"]
     namespace, name = meta["namespace"], meta["name"]
     endpoint: Endpoint | None = None
@@ -124,7 +123,7 @@ async def _reconcile_provider(
         probe=probe,
     )
     await update_status(MAIL_PROVIDER, namespace, name, lambda b, old: mailprovider_status(facts, old, now_rfc3339()))
-    return endpoint, error
+    return error
 
 
 def _policy_status(facts: DependentFacts, name: str, _body: dict[str, Any], old: dict[str, Any]) -> dict[str, Any]:
@@ -151,7 +150,6 @@ async def _write_dependents(
     domains: list[_Dependent],
     *,
     found: bool,
-    endpoint: Endpoint | None = None,
     error: SpecError | None = None,
 ) -> None:
     def facts_of(dep: _Dependent) -> DependentFacts:
@@ -171,11 +169,7 @@ async def _write_dependents(
         name = dep.body["metadata"]["name"]
         facts = facts_of(dep)
         view = domain_checks.latest_view(namespace, name) if found and error is None else None
-        records = None
-        if view is not None:
-            records = view.records
-        elif dep.spec is not None and endpoint is not None:
-            records = [r.as_status() for r in domain_records(dep.spec, endpoint)]
+        records = view.records if view is not None else None
         if found and error is None and dep.spec is not None:
             domain_checks.ensure_checking(namespace, name, reconcile_group)
             if view is None:
