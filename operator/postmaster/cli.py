@@ -15,7 +15,7 @@ from typing import Any
 from postmaster import __version__
 
 # Sub-commands that live in their own modules, each exposing `register(subparsers)`.
-_PLUGINS = ("postmaster.devcluster.cli", "postmaster.cli_check", "postmaster.cli_probe")
+_PLUGINS = ("postmaster.devcluster.cli", "postmaster.cli_check", "postmaster.cli_probe", "postmaster.cli_render")
 
 
 CRD_DIRS = ("crds", "charts/postmaster/crds")
