@@ -579,9 +579,19 @@ class _Session:
                 writer.close()
         self.record(StageName.TLS_SNIFF, start, detail={"speaks_tls": self.implicit_tls_detected})
 
-    async def command(self, name: StageName, start: float, *args: bytes, display: str) -> aiosmtplib.SMTPResponse:
+    async def call(
+        self,
+        name: StageName,
+        start: float,
+        operation: Awaitable[aiosmtplib.SMTPResponse],
+        *,
+        display: str,
+        refused: tuple[type[aiosmtplib.SMTPResponseException], str] | None = None,
+    ) -> aiosmtplib.SMTPResponse:
+        """Await one exchange and turn aiosmtplib's errors into a failed stage. `refused` names the stage's own
+        refusal (its exception type and what it means), reported with the server's reply."""
         try:
-            response = await self.client.execute_command(*args, timeout=self.t.command)
+            return await operation
         except aiosmtplib.SMTPTimeoutError:
             raise self.failed(
                 name, start, FailureKind.TIMEOUT, f"no reply within {self.t.command:g}s", command=display
@@ -591,10 +601,15 @@ class _Session:
                 name, start, FailureKind.DISCONNECTED, "the server closed the connection", command=display
             ) from None
         except aiosmtplib.SMTPResponseException as exc:
+            if refused is not None and isinstance(exc, refused[0]):
+                reply = self.reply(exc.code, exc.message)
+                raise self.failed(name, start, FailureKind.REPLY, refused[1], command=display, reply=reply) from None
             raise self.failed(
                 name, start, FailureKind.PROTOCOL, f"unreadable reply: {exc.message}", command=display
             ) from None
-        return response
+
+    async def command(self, name: StageName, start: float, *args: bytes, display: str) -> aiosmtplib.SMTPResponse:
+        return await self.call(name, start, self.client.execute_command(*args, timeout=self.t.command), display=display)
 
     async def say_ehlo(self, name: StageName) -> Extensions:
         self.current = name
@@ -707,29 +722,13 @@ class _Session:
             AuthMethod.LOGIN: self.client.auth_login,
             AuthMethod.CRAM_MD5: self.client.auth_crammd5,
         }
-        try:
-            response = await methods[self.cfg.auth](username, password, timeout=self.t.command)
-        except aiosmtplib.SMTPAuthenticationError as exc:
-            raise self.failed(
-                StageName.AUTH,
-                start,
-                FailureKind.REPLY,
-                "the server refused the credentials",
-                command=display,
-                reply=self.reply(exc.code, exc.message),
-            ) from None
-        except aiosmtplib.SMTPTimeoutError:
-            raise self.failed(
-                StageName.AUTH, start, FailureKind.TIMEOUT, f"no reply within {self.t.command:g}s", command=display
-            ) from None
-        except aiosmtplib.SMTPServerDisconnected:
-            raise self.failed(
-                StageName.AUTH, start, FailureKind.DISCONNECTED, "the server closed the connection", command=display
-            ) from None
-        except aiosmtplib.SMTPResponseException as exc:
-            raise self.failed(
-                StageName.AUTH, start, FailureKind.PROTOCOL, f"unreadable reply: {exc.message}", command=display
-            ) from None
+        response = await self.call(
+            StageName.AUTH,
+            start,
+            methods[self.cfg.auth](username, password, timeout=self.t.command),
+            display=display,
+            refused=(aiosmtplib.SMTPAuthenticationError, "the server refused the credentials"),
+        )
         self.record(StageName.AUTH, start, command=display, reply=self.reply(response.code, response.message))
 
     async def xoauth2(self, username: str) -> None:
@@ -836,29 +835,17 @@ class _Session:
         start = time.perf_counter()
         display = f"DATA ({len(message)} bytes)"
         try:
-            response = await self.client.data(message, timeout=self.t.command)
-        except aiosmtplib.SMTPDataError as exc:
-            self.data_reply = self.reply(exc.code, exc.message)
-            raise self.failed(
+            response = await self.call(
                 StageName.DATA,
                 start,
-                FailureKind.REPLY,
-                "the server refused the message",
-                command=display,
-                reply=self.data_reply,
-            ) from None
-        except aiosmtplib.SMTPTimeoutError:
-            raise self.failed(
-                StageName.DATA, start, FailureKind.TIMEOUT, f"no reply within {self.t.command:g}s", command=display
-            ) from None
-        except aiosmtplib.SMTPServerDisconnected:
-            raise self.failed(
-                StageName.DATA, start, FailureKind.DISCONNECTED, "the server closed the connection", command=display
-            ) from None
-        except aiosmtplib.SMTPResponseException as exc:
-            raise self.failed(
-                StageName.DATA, start, FailureKind.PROTOCOL, f"unreadable reply: {exc.message}", command=display
-            ) from None
+                self.client.data(message, timeout=self.t.command),
+                display=display,
+                refused=(aiosmtplib.SMTPDataError, "the server refused the message"),
+            )
+        except _StageFailedError:
+            if self.failure is not None and self.failure.kind is FailureKind.REPLY:
+                self.data_reply = self.failure.reply
+            raise
         self.data_reply = self.reply(response.code, response.message)
         self.record(StageName.DATA, start, command=display, reply=self.data_reply)
 
