@@ -156,6 +156,22 @@ def test_nothing_changed_writes_nothing(ns: Cluster, operator: OperatorHandle) -
     assert ns.core.read_namespaced_secret("gmail-smtp", ns.ns).metadata.resource_version == smtp_before
 
 
+def test_outputs_deleted_or_edited_by_hand_are_restored(ns: Cluster, operator: OperatorHandle) -> None:
+    password = operator.remember_secret("restore-password-10")
+    ns.apply_secret("gmail-credentials", {"password": password})
+    ns.create(MP, "gmail", gmail_spec())
+    ns.wait_condition(MP, "gmail", "Ready", "True")
+    wait_for(lambda: ns.secret("gmail-smtp"), what="gmail-smtp")
+    ns.core.delete_namespaced_secret("gmail-smtp", ns.ns)
+    wait_for(lambda: (ns.secret("gmail-smtp") or {}).get("SMTP_PASSWORD") == password, timeout=10, what="recreated")
+    ns.core.patch_namespaced_config_map("gmail-relay", ns.ns, {"data": {"main.cf": "relayhost = [evil.example]:25\n"}})
+    wait_for(
+        lambda: "relayhost = [smtp.gmail.com]:587" in (ns.configmap("gmail-relay") or {}).get("main.cf", ""),
+        timeout=10,
+        what="relay ConfigMap restored",
+    )
+
+
 # --- dependents -------------------------------------------------------------------------------------------
 
 

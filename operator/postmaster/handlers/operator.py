@@ -187,3 +187,29 @@ async def secret_event(namespace: str | None, name: str, type: str | None, **kwa
             await _after_deletion(_ns(namespace), provider)
         else:
             await reconcile_group(_ns(namespace), provider)
+
+
+# --- the operator's own outputs -------------------------------------------------------------------------
+
+_OURS = {"app.kubernetes.io/managed-by": "postmaster"}
+
+
+def _changed_by_someone_else(type: str | None, body: kopf.Body, **_: Any) -> bool:
+    """Deleted, or edited so that it may differ from what the operator wrote (its own writes come back as
+    MODIFIED too; the reconcile they cause finds nothing to change and writes nothing)."""
+    return type in ("DELETED", "MODIFIED") and not body.get("metadata", {}).get("deletionTimestamp")
+
+
+@kopf.on.event("", "v1", "secrets", labels=_OURS, when=_changed_by_someone_else)
+@kopf.on.event("", "v1", "configmaps", labels=_OURS, when=_changed_by_someone_else)
+async def output_changed(namespace: str | None, labels: kopf.Labels, type: str | None, **_: Any) -> None:
+    """An output deleted or edited by hand is put back, as cert-manager does with its Secrets."""
+    provider = labels.get("postmaster.dev/mailprovider")
+    domain = labels.get("postmaster.dev/sendingdomain")
+    if provider:
+        if type == "DELETED":
+            await _after_deletion(_ns(namespace), provider)
+        else:
+            await reconcile_group(_ns(namespace), provider)
+    if domain and type == "DELETED":
+        domains.request_check(_ns(namespace), domain)  # the DKIM keys' Secret: regenerated, records listed again
