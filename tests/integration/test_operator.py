@@ -172,6 +172,25 @@ def test_outputs_deleted_or_edited_by_hand_are_restored(ns: Cluster, operator: O
     )
 
 
+def test_a_changed_ca_bundle_reaches_the_relay(ns: Cluster, operator: OperatorHandle) -> None:
+    import trustme
+
+    first, second = (trustme.CA().cert_pem.bytes().decode() for _ in range(2))
+    ns.apply_secret("creds", {"password": operator.remember_secret("ca-password-11")})
+    ns.core.create_namespaced_config_map(ns.ns, {"metadata": {"name": "private-ca"}, "data": {"ca.crt": first}})
+    ns.create(MP, "internal", {**gmail_spec("creds"), "caBundleRef": {"name": "private-ca"}})
+    wait_for(lambda: (ns.configmap("internal-relay") or {}).get("ca.crt", "").strip() == first.strip(), what="CA")
+    ns.core.patch_namespaced_config_map("private-ca", ns.ns, {"data": {"ca.crt": second}})
+    wait_for(
+        lambda: (ns.configmap("internal-relay") or {}).get("ca.crt", "").strip() == second.strip(),
+        timeout=5,
+        what="the new CA in the relay",
+    )
+    ns.core.delete_namespaced_config_map("private-ca", ns.ns)
+    stalled = ns.wait_condition(MP, "internal", "Stalled", "True", "CABundleNotFound")
+    assert "private-ca" in stalled["message"]
+
+
 # --- dependents -------------------------------------------------------------------------------------------
 
 

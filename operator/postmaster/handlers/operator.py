@@ -9,11 +9,14 @@ import logging
 from typing import Any
 
 import kopf
+from pydantic import ValidationError
 
 from postmaster import GROUP, VERSION
+from postmaster.api.mailprovider import MailProviderSpec
 from postmaster.api.resources import MAIL_PROVIDER, RESTRICTION_POLICY, SENDING_DOMAIN
 from postmaster.handlers import domains, kubeapi, probes
 from postmaster.handlers.reconcile import provider_ref, reconcile_group
+from postmaster.resolution import referenced_secrets
 
 log = logging.getLogger(__name__)
 # kopf marks its prefix as its own and then ignores every annotation under it when it diffs: so its
@@ -48,25 +51,19 @@ def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
     return info
 
 
-def _secret_refs(spec: dict[str, Any]) -> set[str]:
-    auth = spec.get("auth") or {}
-    names = set()
-    if (auth.get("credentialsSecretRef") or {}).get("name"):
-        names.add(auth["credentialsSecretRef"]["name"])
-    oauth2 = auth.get("oauth2") or {}
-    if (oauth2.get("tokenSecretRef") or {}).get("name"):
-        names.add(oauth2["tokenSecretRef"]["name"])
-    if ((oauth2.get("clientCredentials") or {}).get("clientSecretRef") or {}).get("name"):
-        names.add(oauth2["clientCredentials"]["clientSecretRef"]["name"])
-    return names
-
-
 @kopf.index(GROUP, VERSION, MAIL_PROVIDER.plural)
-def providers_by_secret(
+def providers_by_reference(
     namespace: str | None, name: str, spec: kopf.Spec, **_: Any
-) -> dict[tuple[str | None, str], str]:
-    """(namespace, Secret name) -> names of the MailProviders that read it."""
-    return {(namespace, secret): name for secret in _secret_refs(dict(spec))}
+) -> dict[tuple[str, str | None, str], str]:
+    """(kind, namespace, name) of every Secret and ConfigMap a MailProvider reads -> the MailProvider."""
+    try:
+        model = MailProviderSpec.model_validate(dict(spec))
+    except ValidationError:
+        return {}  # its status says why; a fixed spec is indexed again
+    refs = {("Secret", namespace, secret): name for secret in referenced_secrets(model)}
+    if model.ca_bundle_ref is not None:
+        refs[("ConfigMap", namespace, model.ca_bundle_ref.name)] = name
+    return refs
 
 
 # --- MailProvider -----------------------------------------------------------------------------------
@@ -167,20 +164,22 @@ async def dependent_deleted(namespace: str | None, name: str, body: kopf.Body, *
 # --- Secrets -----------------------------------------------------------------------------------------
 
 
-def _referenced(namespace: str | None, name: str, **kwargs: Any) -> bool:
-    index: kopf.Index[Any, Any] = kwargs["providers_by_secret"]  # kopf passes indexes by their function's name
-    return (namespace, name) in index
+def _referenced(namespace: str | None, name: str, body: kopf.Body, **kwargs: Any) -> bool:
+    index: kopf.Index[Any, Any] = kwargs["providers_by_reference"]  # kopf passes indexes by their function's name
+    return (body.get("kind"), namespace, name) in index
 
 
 @kopf.on.event("", "v1", "secrets", when=_referenced)
-async def secret_event(namespace: str | None, name: str, type: str | None, **kwargs: Any) -> None:
-    """A credentials Secret was created, changed or deleted: re-render the providers that read it.
+@kopf.on.event("", "v1", "configmaps", when=_referenced)
+async def reference_changed(namespace: str | None, name: str, body: kopf.Body, type: str | None, **kwargs: Any) -> None:
+    """A Secret or ConfigMap a MailProvider reads was created, changed or deleted: re-render and re-probe.
 
     The body is never logged: only the names.
     """
-    index: kopf.Index[Any, Any] = kwargs["providers_by_secret"]
-    for provider in sorted(set(index.get((namespace, name), []))):
-        log.info("Secret %s/%s changed: reconciling MailProvider %s", namespace, name, provider)
+    index: kopf.Index[Any, Any] = kwargs["providers_by_reference"]
+    kind = body.get("kind")
+    for provider in sorted(set(index.get((kind, namespace, name), []))):
+        log.info("%s %s/%s changed: reconciling MailProvider %s", kind, namespace, name, provider)
         # The probe loop reconciles after it probes: it is also the retry if this reconcile fails.
         probes.request_probe(_ns(namespace), provider)
         if type == "DELETED":
