@@ -37,6 +37,7 @@ def reachable_kubeconfig() -> str | None:
     except Exception as exc:
         _say(f"the cluster in {configured} does not answer ({type(exc).__name__}); using a local control plane")
         return None
+    _say(f"using the cluster in {configured}")
     return configured
 
 
