@@ -851,39 +851,25 @@ class _Session:
 
     async def rset(self) -> None:
         """Drop the envelope. A refusal here does not fail the probe: the checks that matter are done."""
-        self.current = StageName.RSET
-        start = time.perf_counter()
-        try:
-            response = await self.client.execute_command(b"RSET", timeout=self.t.command)
-        except (aiosmtplib.SMTPException, OSError) as exc:
-            self.record(StageName.RSET, start, ok=False, command="RSET", error=type(exc).__name__)
-            return
-        self.record(
-            StageName.RSET,
-            start,
-            ok=response.code == 250,
-            command="RSET",
-            reply=self.reply(response.code, response.message),
-        )
+        await self._closing_command(StageName.RSET, b"RSET", expect=250)
 
     async def quit(self) -> None:
         """Say goodbye; like RSET, a server that hangs up rudely here does not fail the probe."""
-        self.current = StageName.QUIT
+        if self.client.is_connected:
+            await self._closing_command(StageName.QUIT, b"QUIT", expect=221)
+
+    async def _closing_command(self, name: StageName, verb: bytes, *, expect: int) -> None:
+        """RSET and QUIT: recorded, never a failure of the probe."""
+        self.current = name
         start = time.perf_counter()
-        if not self.client.is_connected:
-            return
+        command = verb.decode()
         try:
-            response = await self.client.execute_command(b"QUIT", timeout=self.t.command)
+            response = await self.client.execute_command(verb, timeout=self.t.command)
         except (aiosmtplib.SMTPException, OSError) as exc:
-            self.record(StageName.QUIT, start, ok=False, command="QUIT", error=type(exc).__name__)
+            self.record(name, start, ok=False, command=command, error=type(exc).__name__)
             return
-        self.record(
-            StageName.QUIT,
-            start,
-            ok=response.code == 221,
-            command="QUIT",
-            reply=self.reply(response.code, response.message),
-        )
+        reply = self.reply(response.code, response.message)
+        self.record(name, start, ok=response.code == expect, command=command, reply=reply)
 
 
 @contextlib.asynccontextmanager
