@@ -9,17 +9,20 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # plane). To test, also the real servers the tests talk to: NSD (DNS), Postfix (SMTP), Dovecot (SASL, IMAP).
 RUN_PACKAGES := etcd-server openssl ca-certificates \
 	golang-go rsync jq make dpkg-dev debian-archive-keyring golang-github-modern-go-reflect2-dev
-TEST_PACKAGES := nsd postfix postfix-pcre dovecot-core dovecot-imapd
+# The unit tests read rendered tables and main.cf with Postfix's own postmap and postconf (run with -c and a
+# directory the test writes: they never read /etc/postfix).
+UNIT_PACKAGES := postfix postfix-pcre
+TEST_PACKAGES := $(UNIT_PACKAGES) nsd dovecot-core dovecot-imapd
 # The tests start their own instances from their own configuration; the system services these packages
 # install are stopped and disabled again when this Makefile installed them (and systemd runs).
 TEST_SERVICES := nsd postfix dovecot
 
-.PHONY: run test unit integration lint typecheck format crds crds-check bench run-deps system-deps venv dev-up dev-down clean help
+.PHONY: run test unit integration lint typecheck format crds crds-check bench run-deps unit-deps system-deps venv dev-up dev-down clean help
 
 help:
 	@echo "make run        local control plane (or your cluster), CRDs, examples, operator in the foreground"
 	@echo "make test       everything: lint, types, CRD drift, unit and integration tests"
-	@echo "make unit       fast tests only (no API server)"
+	@echo "make unit       fast tests only (no API server; Postfix's postmap for the relay tables)"
 	@echo "make lint       ruff; make typecheck: mypy --strict"
 	@echo "make crds       regenerate crds/ from the API models"
 	@echo "make bench      benchmarks that print their figures"
@@ -51,6 +54,9 @@ endef
 run-deps:
 	$(call apt_install,$(RUN_PACKAGES),)
 
+unit-deps:
+	$(call apt_install,$(UNIT_PACKAGES),postfix)
+
 system-deps: run-deps
 	$(call apt_install,$(TEST_PACKAGES),$(TEST_SERVICES))
 
@@ -60,7 +66,7 @@ run: venv run-deps
 test: venv system-deps lint typecheck crds-check
 	$(BIN)/pytest
 
-unit: venv
+unit: venv unit-deps
 	$(BIN)/pytest tests/unit
 
 integration: venv system-deps

@@ -7,7 +7,6 @@ read by the same code that the relay runs, not by a re-implementation in the tes
 from __future__ import annotations
 
 import base64
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from postmaster.render.ownership import Owner
 from postmaster.render.relay import postfix_main_cf, relay_config_data, relay_config_map, relay_secret
 from postmaster.render.smtp_secret import smtp_secret, smtp_url
 from postmaster.resolution import Credentials, resolve_credentials, resolve_endpoint
+from tests.fixtures.postfix import POSTCONF, postmap_query, require_postfix, write_config_dir
 
 PASSWORD = "p@ss:w/rd with spaces"
 OWNER = Owner(kind="MailProvider", name="gmail", namespace="team-a", uid="1234-5678")
@@ -132,14 +132,10 @@ def test_main_cf_for_implicit_tls_without_verification() -> None:
 # --- the same files, read by Postfix -----------------------------------------------------------------
 
 
-def _postfix_tool(name: str) -> str:
-    path = shutil.which(name) or f"/usr/sbin/{name}"
-    assert Path(path).exists(), f"{name} not found: install Debian packages postfix and postfix-pcre"
-    return path
-
-
 def _write_relay(tmp_path: Path, policies: list[NamedPolicy], domains: list[str]) -> Path:
     ep, _ = endpoint(preset="gmail")
+    require_postfix()
+    write_config_dir(tmp_path / "postfix-etc")  # for postmap -c: the machine's /etc/postfix is never read
     conf = tmp_path / "postmaster"
     conf.mkdir()
     for key, value in relay_config_data(ep, policies=policies, sending_domains=domains).items():
@@ -148,9 +144,7 @@ def _write_relay(tmp_path: Path, policies: list[NamedPolicy], domains: list[str]
 
 
 def lookup(table: Path, key: str) -> str:
-    out = subprocess.run(
-        [_postfix_tool("postmap"), "-q", key, f"pcre:{table}"], capture_output=True, text=True, check=False
-    )
+    out = postmap_query(table.parent.parent / "postfix-etc", f"pcre:{table}", key)
     assert out.returncode in (0, 1), out.stderr
     assert "warning" not in out.stderr, out.stderr
     assert "fatal" not in out.stderr, out.stderr
@@ -213,11 +207,9 @@ def test_regex_metacharacters_cannot_escape_the_pattern(tmp_path: Path) -> None:
 
 def test_main_cf_is_accepted_by_postconf(tmp_path: Path) -> None:
     conf = _write_relay(tmp_path, [policy("p")], ["example.com"])
-    cfg = tmp_path / "etc"
-    cfg.mkdir()
-    shutil.copy("/etc/postfix/master.cf", cfg / "master.cf")
+    cfg = write_config_dir(tmp_path / "etc")
     (cfg / "main.cf").write_text((conf / "main.cf").read_text().replace("/etc/postfix/postmaster", str(conf)))
-    out = subprocess.run([_postfix_tool("postconf"), "-c", str(cfg), "-n"], capture_output=True, text=True, check=False)
+    out = subprocess.run([POSTCONF, "-c", str(cfg), "-n"], capture_output=True, text=True, check=False)
     assert out.returncode == 0, out.stderr
     assert out.stderr == "", out.stderr
     assert "relayhost = [smtp.gmail.com]:587" in out.stdout
