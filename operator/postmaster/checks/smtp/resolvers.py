@@ -12,6 +12,7 @@ import asyncio
 import socket
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from functools import cache
 from typing import Any
 
 from postmaster.checks.smtp.result import FailureKind
@@ -29,16 +30,11 @@ class ResolutionError(Exception):
         self.detail = detail
 
 
-_resolver_pool: ThreadPoolExecutor | None = None
-
-
+@cache
 def _pool() -> ThreadPoolExecutor:
     # getaddrinfo blocks; a lookup hanging on a dead DNS server must not occupy the loop's default executor, which
-    # kopf and the rest of the operator share.
-    global _resolver_pool  # noqa: PLW0603
-    if _resolver_pool is None:
-        _resolver_pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="smtp-resolve")
-    return _resolver_pool
+    # kopf and the rest of the operator share. One pool per process, made on first use.
+    return ThreadPoolExecutor(max_workers=16, thread_name_prefix="smtp-resolve")
 
 
 def _unique(addresses: Sequence[str]) -> list[str]:

@@ -18,6 +18,7 @@ import time
 import urllib.parse
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import cache
 
 from postmaster.checks.dns import Answer, DnsLookup, DnsResolver, DnsTransientError, IPAddress
 from postmaster.checks.spf.parsing import (
@@ -494,15 +495,10 @@ def _transform(value: str, macro: MacroExpand) -> str:
     return value
 
 
-_default_resolver: DnsResolver | None = None
-
-
+@cache  # one per process is the point
 def default_resolver() -> DnsResolver:
     """The process-wide resolver (system nameservers, one shared cache) used when none is given."""
-    global _default_resolver  # noqa: PLW0603 - one per process is the point
-    if _default_resolver is None:
-        _default_resolver = DnsResolver()
-    return _default_resolver
+    return DnsResolver()
 
 
 def _parse_ip(ip: str | IPAddress) -> IPAddress:

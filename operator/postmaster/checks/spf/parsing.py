@@ -55,8 +55,8 @@ class MacroString:
 
 
 _MACRO_BODY = re.compile(r"([A-Za-z])([0-9]*)([rR]?)([.\-+,/_=]*)")
-_MACRO_LETTERS = set("slodiphcrtv")
-_EXP_ONLY_LETTERS = set("crt")
+_MACRO_LETTERS = frozenset("slodiphcrtv")
+_EXP_ONLY_LETTERS = frozenset("crt")
 
 
 def parse_macro_string(text: str, *, explain: bool = False, term: str | None = None) -> MacroString:

@@ -6,8 +6,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from types import MappingProxyType
 
 
 class SpfResultCode(StrEnum):
@@ -22,12 +24,15 @@ class SpfResultCode(StrEnum):
     TEMPERROR = "temperror"
 
 
-QUALIFIER_RESULT = {
-    "+": SpfResultCode.PASS,
-    "-": SpfResultCode.FAIL,
-    "~": SpfResultCode.SOFTFAIL,
-    "?": SpfResultCode.NEUTRAL,
-}
+QUALIFIER_RESULT: Mapping[str, SpfResultCode] = MappingProxyType(
+    {
+        "+": SpfResultCode.PASS,
+        "-": SpfResultCode.FAIL,
+        "~": SpfResultCode.SOFTFAIL,
+        "?": SpfResultCode.NEUTRAL,
+    }
+)
+"""Section 4.6.2: the result a matching directive gives, by its qualifier."""
 
 
 class ProblemKind(StrEnum):
