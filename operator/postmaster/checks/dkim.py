@@ -51,6 +51,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from postmaster.checks.dns import DnsLookup, DnsTransientError, Status, TxtRecord
 from postmaster.checks.spf import format_txt_strings
 from postmaster.checks.verdict import ConditionStatus, status_for
+from postmaster.providers.catalog import preset_entry
 
 __all__ = [
     "MAX_STRING_BYTES",
@@ -375,15 +376,17 @@ def _same_key(published: str, expected: str) -> bool:
 def provider_cname_target(preset: str | None, selector: str, domain: str) -> str | None:
     """The CNAME target a provider documents for `selector`, with placeholders for account-specific parts.
 
-    A hint for people (status and CLI), never compared: the real target comes from the provider's console.
+    A hint for people (status and CLI), never compared: the real target comes from the provider's console. The
+    templates are data, the `dkimCnameTarget` of each preset in ``providers/catalog.yaml``; None for a preset without
+    one, for an unknown preset and for none.
     """
-    if preset == "office365":
-        return f"{selector}-{domain.replace('.', '-')}._domainkey.<tenant>.onmicrosoft.com"
-    if preset == "sendgrid":
-        return f"{selector}.domainkey.u<account-id>.wl<id>.sendgrid.net"
-    if preset == "ses":
-        return f"{selector}.dkim.amazonses.com"
-    return None
+    if preset is None:
+        return None
+    try:
+        entry = preset_entry(preset)
+    except ValueError:  # not a preset the catalog knows
+        return None
+    return entry.dkim_cname_target_for(selector, domain)
 
 
 # --------------------------------------------------------------------------------------------------
