@@ -10,6 +10,7 @@ change before it is merged (GitOps), or debugging.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import base64
 import sys
 from pathlib import Path
@@ -18,15 +19,13 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from postmaster.api.mailprovider import MailProviderSpec
 from postmaster.api.restrictionpolicy import RestrictionPolicySpec
 from postmaster.api.sendingdomain import SendingDomainSpec
+from postmaster.gather import gather_provider, parse_provider_spec, provider_outputs
 from postmaster.install import load_documents
 from postmaster.render.access import NamedPolicy
 from postmaster.render.ownership import Owner
-from postmaster.render.relay import relay_config_map, relay_secret
-from postmaster.render.smtp_secret import smtp_secret
-from postmaster.resolution import SpecError, referenced_secrets, resolve_credentials, resolve_endpoint, resolve_oauth2
+from postmaster.resolution import SpecError
 from postmaster.statuses import spec_error_from_validation
 
 REDACTED = "<redacted>"
@@ -43,6 +42,62 @@ def _ref(doc: dict[str, Any]) -> str | None:
     return ((doc.get("spec") or {}).get("providerRef") or {}).get("name")
 
 
+def _namespace(doc: dict[str, Any]) -> str:
+    return str(doc["metadata"].get("namespace", "default"))
+
+
+class ManifestReferences:
+    """`References` read from the manifests given on the command line, in one namespace."""
+
+    def __init__(self, by_kind: dict[str, list[dict[str, Any]]], namespace: str) -> None:
+        self._secrets = {
+            s["metadata"]["name"]: _secret_data(s) for s in by_kind.get("Secret", []) if _namespace(s) == namespace
+        }
+        self._configmaps = {
+            c["metadata"]["name"]: {k: str(v) for k, v in (c.get("data") or {}).items()}
+            for c in by_kind.get("ConfigMap", [])
+            if _namespace(c) == namespace
+        }
+
+    async def secret(self, name: str) -> dict[str, str] | None:
+        return self._secrets.get(name)
+
+    async def configmap(self, name: str) -> dict[str, str] | None:
+        return self._configmaps.get(name)
+
+
+async def _render_provider(doc: dict[str, Any], by_kind: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    meta = doc["metadata"]
+    namespace, name = _namespace(doc), meta["name"]
+    where = f"MailProvider {namespace}/{name}"
+    members = [d for d in by_kind.get("RestrictionPolicy", []) + by_kind.get("SendingDomain", []) if _ref(d) == name]
+    members = [d for d in members if _namespace(d) == namespace]
+    policies, domains = [], []
+    for doc_ in members:
+        model = RestrictionPolicySpec if doc_.get("kind") == "RestrictionPolicy" else SendingDomainSpec
+        try:
+            parsed = model.model_validate(doc_.get("spec") or {})
+        except ValidationError as exc:
+            err = spec_error_from_validation(exc)
+            raise SpecError(
+                f"{doc_.get('kind')} {namespace}/{doc_['metadata']['name']} {err.field_path}", err.message
+            ) from None
+        if isinstance(parsed, RestrictionPolicySpec):
+            policies.append(NamedPolicy(namespace, doc_["metadata"]["name"], parsed))
+        else:
+            domains.append(parsed.domain)
+    owner = Owner(kind="MailProvider", name=name, namespace=namespace, uid=meta.get("uid", "<uid>"))
+    try:
+        spec = parse_provider_spec(doc.get("spec"))
+    except SpecError as exc:
+        raise SpecError(f"{where} {exc.field_path}", exc.message, exc.reason) from None
+    refs = ManifestReferences(by_kind, namespace)
+    inputs = await gather_provider(owner, spec, refs, policies=policies, sending_domains=domains)
+    if inputs.error is not None:
+        raise SpecError(f"{where} {inputs.error.field_path}", inputs.error.message, inputs.error.reason)
+    return provider_outputs(inputs)
+
+
 def render_documents(docs: list[dict[str, Any]], *, show_secrets: bool = False) -> list[dict[str, Any]]:
     """The objects the operator would write. Raises SpecError naming the object and field."""
     by_kind: dict[str, list[dict[str, Any]]] = {}
@@ -50,43 +105,7 @@ def render_documents(docs: list[dict[str, Any]], *, show_secrets: bool = False) 
         by_kind.setdefault(doc.get("kind", ""), []).append(doc)
     out: list[dict[str, Any]] = []
     for doc in by_kind.get("MailProvider", []):
-        meta = doc["metadata"]
-        namespace, name = meta.get("namespace", "default"), meta["name"]
-        where = f"MailProvider {namespace}/{name}"
-        try:
-            spec = MailProviderSpec.model_validate(doc.get("spec") or {})
-        except ValidationError as exc:
-            err = spec_error_from_validation(exc)
-            raise SpecError(f"{where} {err.field_path}", err.message) from None
-        secrets = {
-            s["metadata"]["name"]: _secret_data(s)
-            for s in by_kind.get("Secret", [])
-            if s["metadata"].get("namespace", "default") == namespace
-        }
-        try:
-            endpoint = resolve_endpoint(spec)
-            wanted = {n: secrets.get(n) for n in referenced_secrets(spec)}
-            ref = spec.auth.credentials_secret_ref if spec.auth else None
-            credentials = resolve_credentials(spec, endpoint, wanted.get(ref.name) if ref else None)
-            oauth = resolve_oauth2(spec, endpoint, wanted)
-        except SpecError as exc:
-            raise SpecError(f"{where} {exc.field_path}", exc.message, exc.reason) from None
-        policies = [
-            NamedPolicy(namespace, p["metadata"]["name"], RestrictionPolicySpec.model_validate(p["spec"]))
-            for p in by_kind.get("RestrictionPolicy", [])
-            if _ref(p) == name and p["metadata"].get("namespace", "default") == namespace
-        ]
-        domains = [
-            SendingDomainSpec.model_validate(d["spec"]).domain
-            for d in by_kind.get("SendingDomain", [])
-            if _ref(d) == name and d["metadata"].get("namespace", "default") == namespace
-        ]
-        owner = Owner(kind="MailProvider", name=name, namespace=namespace, uid=meta.get("uid", "<uid>"))
-        rendered = [
-            smtp_secret(owner, endpoint, credentials, username=oauth.username if oauth else None),
-            relay_config_map(owner, endpoint, policies=policies, sending_domains=domains),
-            relay_secret(owner, endpoint, credentials),
-        ]
+        rendered = asyncio.run(_render_provider(doc, by_kind))
         for obj in rendered:
             if obj["kind"] == "Secret":  # readable: stringData, with the credential-bearing keys redacted
                 decoded = {k: base64.b64decode(v).decode() for k, v in obj.pop("data").items()}

@@ -28,6 +28,14 @@ class SpecError(Exception):
         self.message = message
         self.reason = reason
 
+    def __eq__(self, other: object) -> bool:  # a value: two findings of the same fault are equal
+        if not isinstance(other, SpecError):
+            return NotImplemented
+        return (self.field_path, self.message, self.reason) == (other.field_path, other.message, other.reason)
+
+    def __hash__(self) -> int:
+        return hash((self.field_path, self.message, self.reason))
+
 
 @dataclass(frozen=True)
 class RateSetting:

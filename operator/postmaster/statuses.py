@@ -1,23 +1,35 @@
-"""Pure status computation: gathered facts in, the status each object should carry out.
+"""Pure status decisions: gathered facts and the stored status in, the typed status each object should carry out.
 
-Every function takes the object's old status so that `lastTransitionTime` survives and fields owned by
-other writers (the probe, the DNS checks) are kept.
+Each function takes the object's stored status so that `lastTransitionTime` survives and what another writer
+owns is kept: a MailProvider's status has two writers (the outputs reconcile owns `CredentialsResolved`,
+`endpoint` and `outputs`; the probe loop owns `SMTPReachable` and `probe`), and both call
+`mailprovider_status`, so `Ready` is always summarized the same way from the same stored conditions.
+A SendingDomain's status has one writer (its DNS loop), a RestrictionPolicy's one (its provider's outputs
+reconcile, which is what compiles it into the relay).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Literal
 
 from pydantic import ValidationError
 
-from postmaster.conditions import RECONCILING, STALLED, Cond, find, merge_conditions, summarize
+from postmaster.api.common import Condition
+from postmaster.api.mailprovider import MailProviderOutputs, MailProviderStatus, ProbeStatus, ProviderEndpointStatus
+from postmaster.api.restrictionpolicy import RestrictionPolicyStatus
+from postmaster.api.sendingdomain import DKIMStatus, DNSRecord, SendingDomainStatus
+from postmaster.conditions import RECONCILING, STALLED, Stamp, find, merge_conditions, summarize
 from postmaster.resolution import Endpoint, SpecError
 
 CREDENTIALS_RESOLVED = "CredentialsResolved"
 SMTP_REACHABLE = "SMTPReachable"
 PROVIDER_RESOLVED = "ProviderResolved"
 RENDERED = "Rendered"
+DNS_CONDITIONS = ("SPFReady", "DKIMReady", "DMARCReady")
+DNS_PUBLISHED = "DNSPublished"
+_CREDENTIAL_REASONS = ("SecretNotFound", "SecretKeyNotFound", "InvalidCredentials", "CABundleNotFound")
 
 
 def spec_error_from_validation(exc: ValidationError) -> SpecError:
@@ -29,222 +41,260 @@ def spec_error_from_validation(exc: ValidationError) -> SpecError:
     return SpecError(path, f"{err['msg']}{more}")
 
 
-def stalled(error: SpecError) -> Cond:
-    return Cond("Stalled", "True", error.reason, f"{error.field_path}: {error.message}")
+def stalled(error: SpecError, stamp: Stamp) -> Condition:
+    return stamp.condition(STALLED, "True", error.reason, f"{error.field_path}: {error.message}")
 
 
-def _base(old: dict[str, Any], generation: int | None, updates: list[Cond], now: str) -> dict[str, Any]:
-    new = dict(old)
-    new["observedGeneration"] = generation
-    new["conditions"] = merge_conditions(old.get("conditions"), updates, generation=generation, now=now)
-    return new
+# --- MailProvider ----------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class ProbeView:
-    """A probe outcome as status sees it: the SMTPReachable condition and the status.probe summary."""
+class ProbeOutcome:
+    """A probe as status shows it: the SMTPReachable condition and the status.probe summary."""
 
-    condition: Cond
-    summary: dict[str, Any]
-    needs_person: bool
+    condition: Condition
+    summary: ProbeStatus
+
+    @property
+    def needs_person(self) -> bool:
+        return bool(self.summary.needs_person)
 
 
-PROBE_DISABLED = "disabled"
+PROBE_DISABLED: Literal["disabled"] = "disabled"
+ProbeInput = ProbeOutcome | Literal["disabled"] | None
 
 
 @dataclass(frozen=True)
 class ProviderFacts:
-    generation: int | None
-    endpoint: Endpoint | None = None
-    error: SpecError | None = None
-    credentials_needed: bool = True
-    secret_name: str | None = None
-    relay_name: str | None = None
-    # The latest probe; None keeps what status already says (e.g. after an operator restart), and
-    # PROBE_DISABLED drops SMTPReachable when spec.probe.enabled is false.
-    probe: ProbeView | str | None = None
+    """What gathering a MailProvider's inputs found: the resolved endpoint, or why the spec cannot be used."""
+
+    endpoint: Endpoint | None
+    error: SpecError | None
+    credentials_needed: bool
+    secret_name: str
+    relay_name: str
 
 
-def _probe_from_old(old: dict[str, Any]) -> ProbeView | None:
-    cond = find(old.get("conditions"), SMTP_REACHABLE)
+def stored_probe(old: MailProviderStatus) -> ProbeOutcome | None:
+    """The probe outcome the stored status carries (after a restart, or when the reconcile writes)."""
+    cond = find(old.conditions, SMTP_REACHABLE)
     if cond is None:
         return None
-    summary = old.get("probe") or {}
-    return ProbeView(
-        Cond(SMTP_REACHABLE, cond["status"], cond["reason"], cond.get("message", "")),
-        summary,
-        bool(summary.get("needsPerson")),
-    )
+    return ProbeOutcome(cond, old.probe or ProbeStatus())
 
 
-def mailprovider_status(facts: ProviderFacts, old: dict[str, Any], now: str) -> dict[str, Any]:
-    details: list[Cond] = []
+def mailprovider_status(
+    facts: ProviderFacts, probe: ProbeInput, old: MailProviderStatus, stamp: Stamp
+) -> MailProviderStatus:
+    """`probe` None keeps the stored SMTPReachable and status.probe; PROBE_DISABLED drops them."""
+    details: list[Condition] = []
     error = facts.error
-    if error is not None and error.reason in ("SecretNotFound", "SecretKeyNotFound", "InvalidCredentials"):
-        details.append(Cond(CREDENTIALS_RESOLVED, "False", error.reason, f"{error.field_path}: {error.message}"))
+    if error is not None and error.reason in _CREDENTIAL_REASONS:
+        details.append(
+            stamp.condition(CREDENTIALS_RESOLVED, "False", error.reason, f"{error.field_path}: {error.message}")
+        )
     elif error is None:
         details.append(
-            Cond(CREDENTIALS_RESOLVED, "True", "CredentialsFound", "The credentials Secret and its keys exist.")
+            stamp.condition(
+                CREDENTIALS_RESOLVED, "True", "CredentialsFound", "The credentials Secret and its keys exist."
+            )
             if facts.credentials_needed
-            else Cond(CREDENTIALS_RESOLVED, "True", "NoCredentialsNeeded", "auth.method needs no Secret.")
+            else stamp.condition(CREDENTIALS_RESOLVED, "True", "NoCredentialsNeeded", "auth.method needs no Secret.")
         )
-    probe = facts.probe if facts.probe is not None else _probe_from_old(old)
+    outcome = stored_probe(old) if probe is None else probe
     remove: list[str] = []
     reconciling = None
-    if isinstance(probe, ProbeView):
-        details.append(probe.condition)
-    elif probe == PROBE_DISABLED:
+    if isinstance(outcome, ProbeOutcome):
+        details.append(outcome.condition)
+    elif outcome == PROBE_DISABLED:
         remove.append(SMTP_REACHABLE)
     elif error is None and facts.endpoint is not None:
-        pending = Cond(
+        pending = stamp.condition(
             SMTP_REACHABLE,
             "Unknown",
             "ProbePending",
             f"Probing {facts.endpoint.host}:{facts.endpoint.port}; the result appears here in seconds.",
         )
         details.append(pending)
-        reconciling = Cond(RECONCILING, "True", "ProbePending", pending.message)
+        reconciling = stamp.condition(RECONCILING, "True", "ProbePending", pending.message)
     ready_message = ""
     if facts.endpoint is not None and error is None:
         ready_message = (
             f"Secret {facts.secret_name} (for applications) and ConfigMap/Secret {facts.relay_name} (for the "
             f"relay) are up to date for {facts.endpoint.host}:{facts.endpoint.port} ({facts.endpoint.tls.value})"
-            + ("; the SMTP probe passed." if isinstance(probe, ProbeView) else ".")
+            + ("; the SMTP probe passed." if isinstance(outcome, ProbeOutcome) else ".")
         )
         if facts.endpoint.entry.testing_only:
             ready_message += f" {facts.endpoint.entry.title} captures mail for testing: do not use it in production."
-    stall = stalled(error) if error else None
-    if stall is None and isinstance(probe, ProbeView) and probe.needs_person and probe.condition.status == "False":
-        stall = Cond(STALLED, "True", probe.condition.reason, probe.condition.message)
-    if error is None and isinstance(probe, ProbeView) and probe.condition.status == "Unknown":
-        reconciling = Cond(RECONCILING, "True", probe.condition.reason, "Retrying: " + probe.condition.message)
-    updates = summarize(details, ready_message=ready_message, stalled=stall, reconciling=reconciling)
-    new = _base(old, facts.generation, updates, now)
-    new["conditions"] = merge_conditions(new["conditions"], [], generation=facts.generation, now=now, remove=remove)
-    if isinstance(probe, ProbeView) and probe.summary:
-        new["probe"] = probe.summary
-    elif probe == PROBE_DISABLED:
-        new.pop("probe", None)
+    stall = stalled(error, stamp) if error else None
+    if (
+        stall is None
+        and isinstance(outcome, ProbeOutcome)
+        and outcome.needs_person
+        and outcome.condition.status == "False"
+    ):
+        stall = stamp.condition(STALLED, "True", outcome.condition.reason, outcome.condition.message)
+    if error is None and isinstance(outcome, ProbeOutcome) and outcome.condition.status == "Unknown":
+        reconciling = stamp.condition(
+            RECONCILING, "True", outcome.condition.reason, "Retrying: " + outcome.condition.message
+        )
+    updates = summarize(details, stamp, ready_message=ready_message, stalled=stall, reconciling=reconciling)
+    new = old.model_copy(deep=True)
+    new.observed_generation = stamp.generation
+    new.conditions = merge_conditions(old.conditions, updates, remove=remove)
+    if isinstance(outcome, ProbeOutcome):
+        new.probe = outcome.summary if outcome.summary != ProbeStatus() else old.probe
+    elif outcome == PROBE_DISABLED:
+        new.probe = None
     if facts.endpoint is not None:  # an unusable spec keeps the last resolved endpoint: the outputs still hold it
-        new["endpoint"] = {
-            "host": facts.endpoint.host,
-            "port": facts.endpoint.port,
-            "tls": facts.endpoint.tls.value,
-            "authMethod": facts.endpoint.auth_method.value,
-        }
-    if error is None and facts.secret_name:
-        new["outputs"] = {
-            "secret": facts.secret_name,
-            "relayConfigMap": facts.relay_name,
-            "relaySecret": facts.relay_name,
-        }
+        new.endpoint = ProviderEndpointStatus(
+            host=facts.endpoint.host,
+            port=facts.endpoint.port,
+            tls=facts.endpoint.tls.value,
+            auth_method=facts.endpoint.auth_method.value,
+        )
+    if error is None:
+        new.outputs = MailProviderOutputs(
+            secret=facts.secret_name, relay_config_map=facts.relay_name, relay_secret=facts.relay_name
+        )
+    return new
+
+
+# --- SendingDomain and RestrictionPolicy -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ProviderStanding:
+    """What a SendingDomain or RestrictionPolicy knows of the MailProvider it names."""
+
+    name: str
+    found: bool
+    error: SpecError | None = None
+
+    @property
+    def usable(self) -> bool:
+        return self.found and self.error is None
+
+
+def provider_condition(provider: ProviderStanding, stamp: Stamp) -> Condition:
+    if not provider.found:
+        return stamp.condition(
+            PROVIDER_RESOLVED,
+            "False",
+            "ProviderNotFound",
+            f"MailProvider {provider.name!r} does not exist in this namespace: create it or fix "
+            "spec.providerRef.name. This clears by itself when the provider appears.",
+        )
+    if provider.error is not None:
+        return stamp.condition(
+            PROVIDER_RESOLVED,
+            "False",
+            "ProviderNotReady",
+            f"MailProvider {provider.name!r} is stalled ({provider.error.reason}): "
+            f"{provider.error.field_path}: {provider.error.message}",
+        )
+    return stamp.condition(PROVIDER_RESOLVED, "True", "ProviderFound", f"MailProvider {provider.name!r} is usable.")
+
+
+def restrictionpolicy_status(
+    provider: ProviderStanding,
+    own_error: SpecError | None,
+    old: RestrictionPolicyStatus,
+    stamp: Stamp,
+    *,
+    name: str,
+    relay_name: str,
+) -> RestrictionPolicyStatus:
+    resolved = provider_condition(provider, stamp)
+    if own_error is not None:
+        rendered = stamp.condition(
+            RENDERED, "False", own_error.reason, "Fix the spec; the relay keeps the last good tables."
+        )
+    elif resolved.status != "True":
+        rendered = stamp.condition(
+            RENDERED, "False", resolved.reason, "Waiting for the provider; nothing was rendered."
+        )
+    else:
+        rendered = stamp.condition(
+            RENDERED,
+            "True",
+            "RenderedIntoRelay",
+            f"Compiled into ConfigMap {relay_name} as send-{name}.pcre and receive-{name}.pcre.",
+        )
+    updates = summarize(
+        [resolved, rendered],
+        stamp,
+        ready_message=f"Enforced by the relay of MailProvider {provider.name!r} (ConfigMap {relay_name}).",
+        stalled=stalled(own_error, stamp) if own_error else None,
+    )
+    new = old.model_copy(deep=True)
+    new.observed_generation = stamp.generation
+    new.conditions = merge_conditions(old.conditions, updates)
+    new.relay_config_map = relay_name if rendered.status == "True" else None
     return new
 
 
 @dataclass(frozen=True)
-class DependentFacts:
-    """What a SendingDomain or RestrictionPolicy learns from its provider group's reconcile."""
+class DnsOutcome:
+    """One DNS check of a SendingDomain as status shows it."""
 
-    generation: int | None
-    provider: str
-    provider_found: bool
-    provider_error: SpecError | None = None
-    own_error: SpecError | None = None
-    relay_name: str | None = None
+    details: tuple[Condition, ...]
+    records: tuple[DNSRecord, ...]
+    dkim: DKIMStatus | None
+    dns_endpoint: str | None = None
 
 
-def _provider_condition(facts: DependentFacts) -> Cond:
-    if not facts.provider_found:
-        return Cond(
-            PROVIDER_RESOLVED,
-            "False",
-            "ProviderNotFound",
-            f"MailProvider {facts.provider!r} does not exist in this namespace: create it or fix "
-            "spec.providerRef.name. This clears by itself when the provider appears.",
-        )
-    if facts.provider_error is not None:
-        return Cond(
-            PROVIDER_RESOLVED,
-            "False",
-            "ProviderNotReady",
-            f"MailProvider {facts.provider!r} is stalled ({facts.provider_error.reason}): "
-            f"{facts.provider_error.field_path}: {facts.provider_error.message}",
-        )
-    return Cond(PROVIDER_RESOLVED, "True", "ProviderFound", f"MailProvider {facts.provider!r} is usable.")
-
-
-def restrictionpolicy_status(facts: DependentFacts, name: str, old: dict[str, Any], now: str) -> dict[str, Any]:
-    provider = _provider_condition(facts)
-    if facts.own_error is not None:
-        rendered = Cond(
-            RENDERED, "False", facts.own_error.reason, "Fix the spec; the relay keeps the last good tables."
-        )
-    elif provider.status != "True":
-        rendered = Cond(RENDERED, "False", provider.reason, "Waiting for the provider; nothing was rendered.")
-    else:
-        rendered = Cond(
-            RENDERED,
-            "True",
-            "RenderedIntoRelay",
-            f"Compiled into ConfigMap {facts.relay_name} as send-{name}.pcre and receive-{name}.pcre.",
-        )
-    details = [provider, rendered]
-    updates = summarize(
-        details,
-        ready_message=f"Enforced by the relay of MailProvider {facts.provider!r} (ConfigMap {facts.relay_name}).",
-        stalled=stalled(facts.own_error) if facts.own_error else None,
-    )
-    new = _base(old, facts.generation, updates, now)
-    if rendered.status == "True":
-        new["relayConfigMap"] = facts.relay_name
-    else:
-        new.pop("relayConfigMap", None)
-    return new
-
-
-DNS_CONDITIONS = ("SPFReady", "DKIMReady", "DMARCReady")
+def _verdicts(conditions: Iterable[Condition]) -> list[tuple[str, str, str, str]]:
+    return [(c.type, c.status, c.reason, c.message) for c in conditions]
 
 
 def sendingdomain_status(
-    facts: DependentFacts,
-    old: dict[str, Any],
-    now: str,
-    *,
-    records: list[dict[str, Any]] | None = None,
-    dns_details: tuple[Cond, ...] | None = None,
-    dns_fields: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """`dns_details` None means no DNS check has finished yet: the DNS conditions say so (Unknown)."""
-    provider = _provider_condition(facts)
+    provider: ProviderStanding,
+    own_error: SpecError | None,
+    dns: DnsOutcome | None,
+    old: SendingDomainStatus,
+    stamp: Stamp,
+) -> SendingDomainStatus:
+    """`dns` None: no check has finished since the object (or the operator) started, so the stored DNS
+    conditions stand; where there are none yet, they say the check is pending (Unknown)."""
+    resolved = provider_condition(provider, stamp)
     reconciling = None
-    if dns_details is None:
-        pending = "DNS checks of the SPF, DKIM and DMARC records are running; results appear here in seconds."
-        if provider.status != "True":
-            pending = "DNS is checked once the provider is usable."
-        dns_details = tuple(Cond(t, "Unknown", "DNSCheckPending", pending) for t in DNS_CONDITIONS)
-        if provider.status == "True":
-            reconciling = Cond(RECONCILING, "True", "DNSCheckPending", pending)
-    elif any(c.status == "Unknown" for c in dns_details):
-        first = next(c for c in dns_details if c.status == "Unknown")
-        reconciling = Cond(RECONCILING, "True", first.reason, "Retrying: " + first.message)
-    details = [provider, *dns_details]
+    remove: list[str] = []
+    if dns is not None:
+        dns_details = list(dns.details)
+        if not any(c.type == DNS_PUBLISHED for c in dns.details):
+            remove.append(DNS_PUBLISHED)
+    else:
+        stored = [c for c in old.conditions if c.type in (*DNS_CONDITIONS, DNS_PUBLISHED)]
+        if own_error is None and len([c for c in stored if c.type in DNS_CONDITIONS]) == len(DNS_CONDITIONS):
+            dns_details = stored
+        else:
+            pending = "DNS checks of the SPF, DKIM and DMARC records are running; results appear here in seconds."
+            dns_details = [stamp.condition(t, "Unknown", "DNSCheckPending", pending) for t in DNS_CONDITIONS]
+            if own_error is None:
+                reconciling = stamp.condition(RECONCILING, "True", "DNSCheckPending", pending)
+    unknown = next((c for c in dns_details if c.status == "Unknown"), None)
+    if reconciling is None and unknown is not None and own_error is None:
+        reconciling = stamp.condition(RECONCILING, "True", unknown.reason, "Retrying: " + unknown.message)
     updates = summarize(
-        details,
+        [resolved, *dns_details],
+        stamp,
         ready_message=(
-            f"Sends through MailProvider {facts.provider!r}; SPF, DKIM and DMARC are published as status.records lists."
+            f"Sends through MailProvider {provider.name!r}; SPF, DKIM and DMARC are published as status.records lists."
         ),
-        stalled=stalled(facts.own_error) if facts.own_error else None,
+        stalled=stalled(own_error, stamp) if own_error else None,
         reconciling=reconciling,
     )
-    new = _base(old, facts.generation, updates, now)
-    new["provider"] = facts.provider if provider.status == "True" else None
-    if new["provider"] is None:
-        new.pop("provider")
-    if records is not None:
-        new["records"] = records
-    for key, value in (dns_fields or {}).items():
-        if value is None:
-            new.pop(key, None)
-        else:
-            new[key] = value
+    new = old.model_copy(deep=True)
+    new.observed_generation = stamp.generation
+    new.conditions = merge_conditions(old.conditions, updates, remove=remove)
+    new.provider = provider.name if resolved.status == "True" else None
+    if dns is not None:
+        stored = [c for c in old.conditions if c.type in (*DNS_CONDITIONS, DNS_PUBLISHED)]
+        changed = (_verdicts(dns.details), list(dns.records), dns.dkim) != (_verdicts(stored), old.records, old.dkim)
+        new.records = list(dns.records)
+        new.dkim = dns.dkim
+        new.dns_endpoint = dns.dns_endpoint
+        if changed or old.last_check_time is None:
+            new.last_check_time = stamp.now
     return new

@@ -1,70 +1,83 @@
-"""Condition bookkeeping: lastTransitionTime moves only on a status change; summaries; Events to tell."""
+"""Condition bookkeeping: lastTransitionTime moves only on a status change; summaries; which changes are Events."""
 
 from __future__ import annotations
 
-from postmaster.conditions import Cond, merge_conditions, summarize
-from postmaster.handlers.status import transitions
+import pytest
 
-T0, T1 = "2026-11-21T10:00:00Z", "2026-11-21T11:00:00Z"
+from postmaster.api.common import CommonStatus, Condition
+from postmaster.conditions import Stamp, merge_conditions, summarize
+from postmaster.runtime.statusbook import ready_event
+
+T0, T1 = Stamp(1, "2026-11-21T10:00:00Z"), Stamp(2, "2026-11-21T11:00:00Z")
 
 
 def test_transition_time_moves_only_when_status_changes() -> None:
-    first = merge_conditions([], [Cond("Ready", "False", "SecretNotFound", "a")], generation=1, now=T0)
-    same = merge_conditions(first, [Cond("Ready", "False", "SecretKeyNotFound", "b")], generation=1, now=T1)
-    assert same[0]["lastTransitionTime"] == T0
-    assert same[0]["reason"] == "SecretKeyNotFound"
-    flipped = merge_conditions(same, [Cond("Ready", "True", "Ready", "c")], generation=2, now=T1)
-    assert flipped[0]["lastTransitionTime"] == T1
-    assert flipped[0]["observedGeneration"] == 2
+    first = merge_conditions([], [T0.condition("Ready", "False", "SecretNotFound", "a")])
+    same = merge_conditions(first, [T1.condition("Ready", "False", "SecretKeyNotFound", "b")])
+    assert same[0].last_transition_time == T0.now
+    assert same[0].reason == "SecretKeyNotFound"
+    assert same[0].observed_generation == 2
+    flipped = merge_conditions(same, [T1.condition("Ready", "True", "Ready", "c")])
+    assert flipped[0].last_transition_time == T1.now
 
 
 def test_unchanged_input_gives_an_identical_list() -> None:
-    conds = [Cond("Ready", "True", "Ready", "ok"), Cond("SMTPReachable", "True", "Succeeded", "ok")]
-    first = merge_conditions([], conds, generation=3, now=T0)
-    assert merge_conditions(first, conds, generation=3, now=T1) == first
+    def conds(stamp: Stamp) -> list[Condition]:
+        return [stamp.condition("Ready", "True", "Ready", "ok"), stamp.condition("SMTPReachable", "True", "Succeeded")]
+
+    first = merge_conditions([], conds(T0))
+    later = Stamp(1, T1.now)  # same generation, later time: nothing may change
+    assert merge_conditions(first, conds(later)) == first
 
 
 def test_other_writers_conditions_are_kept_and_removal_works() -> None:
-    first = merge_conditions([], [Cond("A", "True", "R"), Cond("B", "True", "R")], generation=1, now=T0)
-    kept = merge_conditions(first, [Cond("A", "False", "X")], generation=1, now=T1)
-    assert [c["type"] for c in kept] == ["A", "B"]
-    assert [c["type"] for c in merge_conditions(kept, [], generation=1, now=T1, remove=["B"])] == ["A"]
+    first = merge_conditions([], [T0.condition("A", "True", "R"), T0.condition("B", "True", "R")])
+    kept = merge_conditions(first, [T1.condition("A", "False", "X")])
+    assert [c.type for c in kept] == ["A", "B"]
+    assert kept[1] == first[1]
+    assert [c.type for c in merge_conditions(kept, [], remove=["B"])] == ["A"]
 
 
 def test_summary_takes_the_first_blocking_detail() -> None:
     details = [
-        Cond("CredentialsResolved", "True", "CredentialsFound"),
-        Cond("SMTPReachable", "Unknown", "RateLimited", "m"),
+        T0.condition("CredentialsResolved", "True", "CredentialsFound"),
+        T0.condition("SMTPReachable", "Unknown", "RateLimited", "m"),
     ]
-    ready, reconciling, stalled, *_ = summarize(details, ready_message="fine")
+    ready, reconciling, stalled, *_ = summarize(details, T0, ready_message="fine")
     assert (ready.status, ready.reason, ready.message) == ("Unknown", "RateLimited", "m")
     assert reconciling.status == "False"
     assert stalled.status == "False"
-    ready, *_ = summarize([Cond("X", "True", "Y")], ready_message="fine")
+    ready, *_ = summarize([T0.condition("X", "True", "Y")], T0, ready_message="fine")
     assert (ready.status, ready.message) == ("True", "fine")
-    stall = Cond("Stalled", "True", "InvalidSpec", "spec.region: ...")
-    ready, _, stalled, *_ = summarize([], ready_message="fine", stalled=stall)
+    stall = T0.condition("Stalled", "True", "InvalidSpec", "spec.region: ...")
+    ready, _, stalled, *_ = summarize([], T0, ready_message="fine", stalled=stall)
     assert (ready.status, ready.reason, stalled.status) == ("False", "InvalidSpec", "True")
 
 
-def test_events_are_told_once_per_reason_and_ready_first() -> None:
-    healthy = [Cond("Ready", "True", "Ready"), Cond("SMTPReachable", "True", "Succeeded")]
-    old = {"conditions": merge_conditions([], healthy, generation=1, now=T0)}
-    new = {
-        "conditions": merge_conditions(
-            old["conditions"],
-            [
-                Cond("Ready", "False", "AuthenticationFailed", "535"),
-                Cond("Stalled", "True", "AuthenticationFailed", "535"),
-                Cond("SMTPReachable", "False", "AuthenticationFailed", "535"),
-            ],
-            generation=1,
-            now=T1,
-        )
-    }
-    told = transitions(old, new)
-    assert [(c["type"], c["reason"]) for c in told] == [("Ready", "AuthenticationFailed")]
-    assert transitions(new, new) == []
-    mismatch = [Cond("DKIMReady", "False", "KeyMismatch")]
-    dns = {"conditions": merge_conditions(new["conditions"], mismatch, generation=1, now=T1)}
-    assert [(c["type"], c["reason"]) for c in transitions(new, dns)] == [("DKIMReady", "KeyMismatch")]
+def _status(*ready: tuple[str, str]) -> CommonStatus:
+    return CommonStatus(conditions=[T0.condition("Ready", status, reason, "m") for status, reason in ready])  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "event"),
+    [
+        # A new object: a check still running is not news; a first verdict is.
+        ((), (("Unknown", "DNSCheckPending"),), None),
+        ((), (("True", "Ready"),), ("Normal", "Ready")),
+        ((), (("False", "SecretNotFound"),), ("Warning", "SecretNotFound")),
+        # Every change of Ready's status or reason is told, the way back to Ready too.
+        ((("Unknown", "DNSCheckPending"),), (("True", "Ready"),), ("Normal", "Ready")),
+        ((("True", "Ready"),), (("False", "AuthenticationFailed"),), ("Warning", "AuthenticationFailed")),
+        ((("False", "AuthenticationFailed"),), (("False", "TLSMismatch"),), ("Warning", "TLSMismatch")),
+        ((("False", "RecordMissing"),), (("True", "Ready"),), ("Normal", "Ready")),
+        ((("True", "Ready"),), (("Unknown", "DNSTimeout"),), ("Warning", "DNSTimeout")),
+        # The same verdict again (a new message, a later check) is not.
+        ((("True", "Ready"),), (("True", "Ready"),), None),
+        ((("False", "RecordMissing"),), (("False", "RecordMissing"),), None),
+    ],
+)
+def test_which_changes_of_ready_are_events(
+    before: tuple[tuple[str, str], ...], after: tuple[tuple[str, str], ...], event: tuple[str, str] | None
+) -> None:
+    told = ready_event(_status(*before), _status(*after))
+    assert (told[:2] if told else None) == event

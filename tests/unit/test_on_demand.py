@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from postmaster.handlers.probes import decide
+from postmaster.runtime.probing import decide
 
 HOUR = timedelta(hours=1)
 T0 = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)

@@ -1,6 +1,12 @@
-"""kopf registrations: thin handlers that route every trigger to a provider group reconcile.
+"""kopf registrations: indexes for membership, and thin handlers that route every event to the runtime.
 
-Importing this module registers the handlers with kopf's default registry.
+Importing this module registers the handlers with kopf's default registry (`kopf run -m
+postmaster.handlers.operator`, or `postmaster run`).
+
+Every handler is an event handler: it hands the event to `Runtime` and returns at once. The work (rendering,
+probing, DNS checks) runs in the runtime's schedules, which retry with back-off by themselves. So kopf keeps no
+state on the objects: no finalizers, no `last-handled-configuration` annotation, no progress annotations — an
+idle cluster costs no writes, and a restart over unchanged objects writes nothing.
 """
 
 from __future__ import annotations
@@ -9,39 +15,57 @@ import logging
 from typing import Any
 
 import kopf
-from pydantic import ValidationError
 
 from postmaster import GROUP, VERSION
-from postmaster.api.mailprovider import MailProviderSpec
 from postmaster.api.resources import MAIL_PROVIDER, RESTRICTION_POLICY, SENDING_DOMAIN
-from postmaster.handlers import domains, kubeapi, probes
-from postmaster.handlers.reconcile import provider_ref, reconcile_group
-from postmaster.resolution import referenced_secrets
+from postmaster.runtime import Runtime, Settings
+from postmaster.runtime.kube import load_config
+from postmaster.runtime.members import (
+    OURS,
+    DomainMember,
+    PolicyMember,
+    ProviderEntry,
+    domain_member,
+    fingerprint,
+    policy_member,
+    provider_entry,
+    provider_ref,
+    references,
+)
 
 log = logging.getLogger(__name__)
-# kopf marks its prefix as its own and then ignores every annotation under it when it diffs: so its
-# bookkeeping lives under operator.postmaster.dev, leaving postmaster.dev/probe-now and
-# postmaster.dev/send-test-to visible to the update handler.
+# kopf marks its prefix as its own and ignores every annotation under it when it diffs; its bookkeeping (of which
+# event handlers need none) lives under operator.postmaster.dev, never on postmaster.dev/probe-now and friends.
 PREFIX = f"operator.{GROUP}"
 
 
 @kopf.on.startup()
-def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
-    """kopf's bookkeeping under operator.postmaster.dev; no finalizers; quiet event posting."""
+async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: Any) -> None:
+    """Build the runtime (settings from the environment, the API client, the schedules) into memo.runtime."""
     settings.persistence.finalizer = f"{PREFIX}/finalizer"
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=PREFIX)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix=PREFIX, key="last-handled-configuration"
     )
-    settings.posting.level = logging.WARNING  # our own Events say what changed; kopf's would repeat it
+    settings.posting.level = logging.WARNING  # the operator's own Events say what changed; kopf's would repeat it
     settings.peering.standalone = True
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.networking.request_timeout = 30
     try:
-        kubeapi.load_config()
-    except Exception as exc:  # no cluster to talk to: stop with the reason instead of retrying forever
-        raise kopf.PermanentError(f"cannot load Kubernetes credentials: {exc}") from exc
+        load_config()
+        runtime_settings = Settings.from_env()
+    except Exception as exc:  # no cluster to talk to, or a bad setting: stop with the reason, do not retry forever
+        raise kopf.PermanentError(f"cannot start: {exc}") from exc
+    indexes = {name: kwargs[name] for name in INDEXES}
+    memo.runtime = Runtime(runtime_settings, indexes)
+
+
+@kopf.on.cleanup()
+async def stop(memo: kopf.Memo, **_: Any) -> None:
+    runtime: Runtime | None = memo.get("runtime")
+    if runtime is not None:
+        await runtime.stop()
 
 
 @kopf.on.login()
@@ -51,117 +75,82 @@ def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
     return info
 
 
-@kopf.index(GROUP, VERSION, MAIL_PROVIDER.plural)
-def providers_by_reference(
-    namespace: str | None, name: str, spec: kopf.Spec, **_: Any
-) -> dict[tuple[str, str | None, str], str]:
-    """(kind, namespace, name) of every Secret and ConfigMap a MailProvider reads -> the MailProvider."""
-    try:
-        model = MailProviderSpec.model_validate(dict(spec))
-    except ValidationError:
-        return {}  # its status says why; a fixed spec is indexed again
-    refs = {("Secret", namespace, secret): name for secret in referenced_secrets(model)}
-    if model.ca_bundle_ref is not None:
-        refs[("ConfigMap", namespace, model.ca_bundle_ref.name)] = name
-    return refs
+def _runtime(memo: kopf.Memo) -> Runtime:
+    runtime: Runtime = memo["runtime"]
+    return runtime
 
 
-# --- MailProvider -----------------------------------------------------------------------------------
-
-
-@kopf.on.resume(GROUP, VERSION, MAIL_PROVIDER.plural)
-@kopf.on.create(GROUP, VERSION, MAIL_PROVIDER.plural)
-@kopf.on.update(GROUP, VERSION, MAIL_PROVIDER.plural)
-async def mailprovider_changed(namespace: str | None, name: str, reason: str, diff: kopf.Diff, **_: Any) -> None:
-    """Render, then re-probe when the spec changed, then act on on-demand annotations."""
-    await reconcile_group(_ns(namespace), name)
-    probes.ensure_probing(_ns(namespace), name, reconcile_group)
-    if reason == "update" and any(tuple(change[1])[:1] == ("spec",) for change in diff):
-        probes.request_probe(_ns(namespace), name)
-        for domain in await kubeapi.list_custom(SENDING_DOMAIN, _ns(namespace)):
-            if provider_ref(domain) == name:  # the SPF include or DKIM selectors may have changed
-                domains.request_check(_ns(namespace), domain["metadata"]["name"])
-    body = await kubeapi.get_custom(MAIL_PROVIDER, _ns(namespace), name)
-    if body is not None:
-        await probes.handle_on_demand(body)
-
-
-@kopf.on.cleanup()
-async def stop_background_checks(**_: Any) -> None:
-    await probes.stop_all()
-    await domains.stop_all()
-
-
-def _ns(namespace: str | None) -> str:
-    if namespace is None:  # the three kinds and Secrets are namespaced; kopf types it optional
-        raise kopf.PermanentError("a namespaced object arrived without a namespace")
-    return namespace
-
-
-def _deleted(type: str | None, **_: Any) -> bool:  # kopf's keyword
+def _deleted(type: str | None) -> bool:  # kopf's keyword
     return type == "DELETED"
 
 
-@kopf.on.event(GROUP, VERSION, MAIL_PROVIDER.plural, when=_deleted)
-async def mailprovider_deleted(namespace: str | None, name: str, **_: Any) -> None:
-    """A provider that disappears leaves its dependents with ProviderNotFound."""
-    await probes.stop_probing(_ns(namespace), name)
-    await _after_deletion(_ns(namespace), name)
+# --- indexes: membership and references, from memory --------------------------------------------------------
 
 
-async def _after_deletion(namespace: str, provider: str) -> None:
-    """Reconcile after a deletion. Events are not retried by kopf, and in a namespace being deleted the
-    objects vanish under the reconcile (404) or cannot be written (403): nothing is left to fix then."""
-    try:
-        await reconcile_group(namespace, provider)
-    except kubeapi.KubeError as exc:
-        if exc.status not in (403, 404, 409):
-            raise
-        log.info("after a deletion in %s, %s: %s (nothing left to update)", namespace, provider, exc)
+@kopf.index(GROUP, VERSION, MAIL_PROVIDER.plural)
+def mailproviders_by_name(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> dict[Any, ProviderEntry]:
+    """(namespace, name) -> what the provider's spec resolves to (or why it cannot)."""
+    return {(namespace, name): provider_entry(body)}
 
 
-# --- SendingDomain and RestrictionPolicy -------------------------------------------------------------
+@kopf.index(GROUP, VERSION, SENDING_DOMAIN.plural)
+def sendingdomains_by_provider(namespace: str | None, body: kopf.Body, **_: Any) -> dict[Any, DomainMember]:
+    """(namespace, providerRef) -> the domain's name and the domain it sends from."""
+    ref = provider_ref(body)
+    return {(namespace, ref): domain_member(body)} if ref else {}
 
 
-def _refs(old: dict[str, Any] | None, new: dict[str, Any] | None) -> set[str]:
-    names = {provider_ref({"spec": (b or {}).get("spec")}) for b in (old, new)}
-    return {n for n in names if n}
+@kopf.index(GROUP, VERSION, RESTRICTION_POLICY.plural)
+def restrictionpolicies_by_provider(namespace: str | None, body: kopf.Body, **_: Any) -> dict[Any, PolicyMember]:
+    """(namespace, providerRef) -> the policy, parsed."""
+    ref = provider_ref(body)
+    return {(namespace, ref): policy_member(body)} if ref else {}
 
 
-@kopf.on.resume(GROUP, VERSION, SENDING_DOMAIN.plural)
-@kopf.on.create(GROUP, VERSION, SENDING_DOMAIN.plural)
-@kopf.on.update(GROUP, VERSION, SENDING_DOMAIN.plural)
-async def sendingdomain_changed(
-    namespace: str | None, name: str, body: kopf.Body, reason: str, *, old: Any, new: Any, **_: Any
-) -> None:
-    """Reconcile its group (which starts its DNS checks), and check DNS again at once after a spec change."""
-    for provider in sorted(_refs(old, new) | _refs(None, dict(body))):
-        await reconcile_group(_ns(namespace), provider)
-    if reason == "update":
-        domains.request_check(_ns(namespace), name)
+@kopf.index(GROUP, VERSION, MAIL_PROVIDER.plural)
+def providers_by_reference(namespace: str | None, name: str, spec: kopf.Spec, **_: Any) -> dict[Any, str]:
+    """(kind, namespace, name) of every Secret and ConfigMap a MailProvider reads -> the MailProvider."""
+    return references(namespace or "", name, dict(spec)) if namespace else {}
 
 
-@kopf.on.resume(GROUP, VERSION, RESTRICTION_POLICY.plural)
-@kopf.on.create(GROUP, VERSION, RESTRICTION_POLICY.plural)
-@kopf.on.update(GROUP, VERSION, RESTRICTION_POLICY.plural)
-async def restrictionpolicy_changed(namespace: str | None, old: Any, new: Any, body: kopf.Body, **_: Any) -> None:
-    """Reconcile the group it belongs to now, and the one it left when providerRef changed."""
-    for provider in sorted(_refs(old, new) | _refs(None, dict(body))):
-        await reconcile_group(_ns(namespace), provider)
+@kopf.index("", "v1", "secrets", labels=OURS)
+@kopf.index("", "v1", "configmaps", labels=OURS)
+def outputs_by_name(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> dict[Any, str]:
+    """(kind, namespace, name) of each object the operator wrote -> a digest of what it says now."""
+    return {(body.get("kind"), namespace, name): fingerprint(body)}
 
 
-@kopf.on.event(GROUP, VERSION, SENDING_DOMAIN.plural, when=_deleted)
-@kopf.on.event(GROUP, VERSION, RESTRICTION_POLICY.plural, when=_deleted)
-async def dependent_deleted(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> None:
-    """A deleted policy or domain leaves the relay tables of its provider."""
-    if body.get("kind") == SENDING_DOMAIN.kind:
-        await domains.stop_checking(_ns(namespace), name)
-    provider = provider_ref(dict(body))
-    if provider:
-        await _after_deletion(_ns(namespace), provider)
+INDEXES = (
+    "mailproviders_by_name",
+    "sendingdomains_by_provider",
+    "restrictionpolicies_by_provider",
+    "providers_by_reference",
+    "outputs_by_name",
+)
 
 
-# --- Secrets -----------------------------------------------------------------------------------------
+# --- the three kinds ---------------------------------------------------------------------------------------
+
+
+@kopf.on.event(GROUP, VERSION, MAIL_PROVIDER.plural)
+async def mailprovider_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    runtime = _runtime(memo)
+    runtime.observe_provider(body, deleted=_deleted(type))
+    if not _deleted(type):
+        await runtime.probes.on_demand(dict(body))
+
+
+@kopf.on.event(GROUP, VERSION, SENDING_DOMAIN.plural)
+async def sendingdomain_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    _runtime(memo).observe_domain(body, deleted=_deleted(type))
+
+
+@kopf.on.event(GROUP, VERSION, RESTRICTION_POLICY.plural)
+async def restrictionpolicy_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    _runtime(memo).observe_policy(body, deleted=_deleted(type))
+
+
+# --- Secrets and ConfigMaps ------------------------------------------------------------------------------------
 
 
 def _referenced(namespace: str | None, name: str, body: kopf.Body, **kwargs: Any) -> bool:
@@ -171,44 +160,16 @@ def _referenced(namespace: str | None, name: str, body: kopf.Body, **kwargs: Any
 
 @kopf.on.event("", "v1", "secrets", when=_referenced)
 @kopf.on.event("", "v1", "configmaps", when=_referenced)
-async def reference_changed(namespace: str | None, name: str, body: kopf.Body, type: str | None, **kwargs: Any) -> None:
-    """A Secret or ConfigMap a MailProvider reads was created, changed or deleted: re-render and re-probe.
-
-    The body is never logged: only the names.
-    """
-    index: kopf.Index[Any, Any] = kwargs["providers_by_reference"]
-    kind = body.get("kind")
-    for provider in sorted(set(index.get((kind, namespace, name), []))):
-        log.info("%s %s/%s changed: reconciling MailProvider %s", kind, namespace, name, provider)
-        # The probe loop reconciles after it probes: it is also the retry if this reconcile fails.
-        probes.request_probe(_ns(namespace), provider)
-        if type == "DELETED":
-            await _after_deletion(_ns(namespace), provider)
-        else:
-            await reconcile_group(_ns(namespace), provider)
+async def reference_event(namespace: str | None, name: str, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """A Secret or ConfigMap a MailProvider reads was created, changed or deleted. The body is never logged."""
+    _runtime(memo).observe_reference(str(body.get("kind")), namespace or "", name)
 
 
-# --- the operator's own outputs -------------------------------------------------------------------------
-
-_OURS = {"app.kubernetes.io/managed-by": "postmaster"}
-
-
-def _changed_by_someone_else(type: str | None, body: kopf.Body, **_: Any) -> bool:
-    """Deleted, or edited so that it may differ from what the operator wrote (its own writes come back as
-    MODIFIED too; the reconcile they cause finds nothing to change and writes nothing)."""
-    return type in ("DELETED", "MODIFIED") and not body.get("metadata", {}).get("deletionTimestamp")
-
-
-@kopf.on.event("", "v1", "secrets", labels=_OURS, when=_changed_by_someone_else)
-@kopf.on.event("", "v1", "configmaps", labels=_OURS, when=_changed_by_someone_else)
-async def output_changed(namespace: str | None, labels: kopf.Labels, type: str | None, **_: Any) -> None:
-    """An output deleted or edited by hand is put back, as cert-manager does with its Secrets."""
-    provider = labels.get("postmaster.dev/mailprovider")
-    domain = labels.get("postmaster.dev/sendingdomain")
-    if provider:
-        if type == "DELETED":
-            await _after_deletion(_ns(namespace), provider)
-        else:
-            await reconcile_group(_ns(namespace), provider)
-    if domain and type == "DELETED":
-        domains.request_check(_ns(namespace), domain)  # the DKIM keys' Secret: regenerated, records listed again
+@kopf.on.event("", "v1", "secrets", labels=OURS)
+@kopf.on.event("", "v1", "configmaps", labels=OURS)
+async def output_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """An object the operator wrote changed or went away (the initial listing is not news: every provider is
+    rendered at start-up anyway)."""
+    if type is None or body.get("metadata", {}).get("deletionTimestamp"):
+        return  # listed at start-up, or being garbage-collected with its owner
+    _runtime(memo).observe_output(body, deleted=_deleted(type))
