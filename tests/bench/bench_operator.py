@@ -26,7 +26,7 @@ import kubernetes
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "operator"))
 
 from postmaster import GROUP, VERSION, devcluster
-from postmaster.install import install_crds
+from postmaster.cli.install import install_crds
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -21,7 +21,7 @@ from pydantic import ValidationError
 from postmaster.api.mailprovider import MailProviderSpec
 from postmaster.api.restrictionpolicy import RestrictionPolicySpec
 from postmaster.api.sendingdomain import SendingDomainSpec
-from postmaster.install import load_documents
+from postmaster.cli.install import load_documents
 from postmaster.render.access import NamedPolicy
 from postmaster.render.ownership import Owner
 from postmaster.render.relay import relay_config_map, relay_secret

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import kubernetes
 
-from postmaster.install import apply_documents, install_crds, load_documents
+from postmaster.cli.install import apply_documents, install_crds, load_documents
 
 USER_KUBECONFIG = Path.home() / ".kube" / "config"
 
