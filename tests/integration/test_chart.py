@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from postmaster.cli.install import apply_documents
-from postmaster.devcluster import ensure_helm, paths
+from postmaster_dev import ensure_helm, paths
 
 pytestmark = pytest.mark.integration
 CHART = Path(__file__).resolve().parents[2] / "charts" / "postmaster"
