@@ -2,6 +2,7 @@
 FROM python:3.11-slim AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./
+# Only the operator: dev/ (postmaster_dev, the local control plane for development) is not copied.
 COPY operator ./operator
 RUN pip install --no-cache-dir --prefix=/install .
 

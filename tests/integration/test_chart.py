@@ -15,8 +15,8 @@ import kubernetes
 import pytest
 import yaml
 
-from postmaster.devcluster import ensure_helm, paths
-from postmaster.install import apply_documents
+from postmaster.cli.install import apply_documents
+from postmaster_dev import ensure_helm, paths
 
 pytestmark = pytest.mark.integration
 CHART = Path(__file__).resolve().parents[2] / "charts" / "postmaster"

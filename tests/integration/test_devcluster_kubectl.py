@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from postmaster.devcluster import DevClusterError, ensure_kubectl
+from postmaster_dev import DevClusterError, ensure_kubectl
 
 pytestmark = pytest.mark.integration
 

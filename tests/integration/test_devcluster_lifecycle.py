@@ -13,7 +13,7 @@ import kubernetes
 import pytest
 import yaml
 
-from postmaster import devcluster
+import postmaster_dev
 
 pytestmark = pytest.mark.integration
 
@@ -25,7 +25,7 @@ def isolated_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     try:
         yield state
     finally:
-        devcluster.down(wipe=True)
+        postmaster_dev.down(wipe=True)
 
 
 def _client(kubeconfig: Path) -> kubernetes.client.ApiClient:
@@ -40,7 +40,7 @@ def _alive(pid: int) -> bool:
 
 
 def test_up_reuse_down_restart_wipe(isolated_state: Path) -> None:
-    first = devcluster.up()
+    first = postmaster_dev.up()
     assert first.started
     assert first.kubeconfig == isolated_state / "kubeconfig"
     assert first.server.startswith("https://127.0.0.1:")
@@ -71,46 +71,46 @@ def test_up_reuse_down_restart_wipe(isolated_state: Path) -> None:
 
     # up() again reuses the running one.
     started = time.monotonic()
-    again = devcluster.up()
+    again = postmaster_dev.up()
     assert time.monotonic() - started < 2
     assert not again.started
     assert (again.server, again.pids) == (first.server, first.pids)
 
-    state = devcluster.status()
+    state = postmaster_dev.status()
     assert state.running
     assert state.healthy
-    assert devcluster.env().startswith(f"export KUBECONFIG={first.kubeconfig}\n")
+    assert postmaster_dev.env().startswith(f"export KUBECONFIG={first.kubeconfig}\n")
 
-    devcluster.down()
+    postmaster_dev.down()
     assert not any(_alive(pid) for pid in first.pids.values())
-    stopped = devcluster.status()
+    stopped = postmaster_dev.status()
     assert not stopped.running
     assert not stopped.healthy
 
     # Restarting keeps the data (etcd) and the credentials.
-    restarted = devcluster.up()
+    restarted = postmaster_dev.up()
     assert restarted.started
     with _client(restarted.kubeconfig) as client:
         kept = kubernetes.client.CoreV1Api(client).read_namespaced_config_map("survivor", "default")
     assert kept.data == {"a": "1"}
 
-    devcluster.down(wipe=True)
+    postmaster_dev.down(wipe=True)
     assert not isolated_state.exists()
     assert not any(_alive(pid) for pid in restarted.pids.values())
 
 
 def test_up_restarts_a_half_dead_control_plane(isolated_state: Path) -> None:
-    first = devcluster.up()
+    first = postmaster_dev.up()
     os.kill(first.pids["kube-apiserver"], signal.SIGKILL)
     deadline = time.monotonic() + 10
     while _alive(first.pids["kube-apiserver"]) and time.monotonic() < deadline:
         time.sleep(0.05)
-    broken = devcluster.status()
+    broken = postmaster_dev.status()
     assert not broken.running
     assert not broken.healthy
     assert "partly running" in broken.describe()
 
-    second = devcluster.up()
+    second = postmaster_dev.up()
     assert second.started
     assert not any(_alive(pid) for pid in first.pids.values())  # the survivors were stopped first
     with _client(second.kubeconfig) as client:
@@ -118,16 +118,16 @@ def test_up_restarts_a_half_dead_control_plane(isolated_state: Path) -> None:
 
 
 def test_up_timeout_names_the_log_and_leaves_nothing_running(isolated_state: Path) -> None:
-    with pytest.raises(devcluster.DevClusterError) as failure:
-        devcluster.up(timeout=0.0)
+    with pytest.raises(postmaster_dev.DevClusterError) as failure:
+        postmaster_dev.up(timeout=0.0)
     message = str(failure.value)
     assert "timed out" in message
     assert str(isolated_state / "logs" / "etcd.log") in message
     assert "--data-dir=" in message  # the log's last lines (the launch line at least) are quoted
-    state = devcluster.status()
+    state = postmaster_dev.status()
     assert not any(state.pids.values())
 
 
 def test_env_without_a_cluster_says_to_run_up(isolated_state: Path) -> None:
-    with pytest.raises(devcluster.DevClusterError, match="postmaster dev up"):
-        devcluster.env()
+    with pytest.raises(postmaster_dev.DevClusterError, match="postmaster dev up"):
+        postmaster_dev.env()

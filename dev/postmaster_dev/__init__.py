@@ -2,6 +2,10 @@
 
 etcd (Debian's etcd-server), plus kube-apiserver and kube-controller-manager (garbage collector and
 namespace controllers) built once from Debian bookworm's kubernetes 1.20.2 source. All on 127.0.0.1.
+
+Development tooling, kept out of the operator: this package is its own distribution (``postmaster-dev``,
+in ``dev/``), which ``make venv`` installs next to ``postmaster``. The operator never imports it; the
+``postmaster`` command imports it lazily for ``postmaster dev`` and ``postmaster quickstart``.
 """
 
 from .build import ensure_binaries

@@ -100,7 +100,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Standalone entry point: ``python -m postmaster.devcluster up|down|env|status|kubectl``."""
+    """Standalone entry point: ``python -m postmaster_dev up|down|env|status|kubectl``."""
     parser = argparse.ArgumentParser(prog="postmaster")
     register(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(["dev", *(sys.argv[1:] if argv is None else argv)])

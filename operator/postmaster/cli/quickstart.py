@@ -1,9 +1,9 @@
 """`postmaster quickstart` (what `make run` does): a cluster, the CRDs, the examples, the operator.
 
 1. If $KUBECONFIG (or ~/.kube/config) reaches a cluster, use it.
-2. Otherwise start the local control plane (`postmaster dev up`). When the user has no kubeconfig at
-   all, write the local one to ~/.kube/config so a plain `kubectl get mail` in another shell works;
-   otherwise print the `export KUBECONFIG=...` line to use.
+2. Otherwise start the local control plane (`postmaster dev up`; it comes with the development package,
+   postmaster_dev). When the user has no kubeconfig at all, write the local one to ~/.kube/config so a
+   plain `kubectl get mail` in another shell works; otherwise print the `export KUBECONFIG=...` line to use.
 3. Install crds/, apply examples/, then run the operator in the foreground.
 """
 
@@ -16,7 +16,8 @@ from pathlib import Path
 
 import kubernetes
 
-from postmaster.install import apply_documents, install_crds, load_documents
+from postmaster.cli.dev import local_control_plane
+from postmaster.cli.install import apply_documents, install_crds, load_documents
 
 USER_KUBECONFIG = Path.home() / ".kube" / "config"
 
@@ -42,9 +43,7 @@ def reachable_kubeconfig() -> str | None:
 
 
 def local_kubeconfig() -> str:
-    from postmaster import devcluster
-
-    dev = devcluster.up()
+    dev = local_control_plane()
     _say(f"local control plane at {dev.server}")
     if not os.environ.get("KUBECONFIG") and not USER_KUBECONFIG.exists():
         USER_KUBECONFIG.parent.mkdir(parents=True, exist_ok=True)

@@ -21,8 +21,8 @@ from pydantic import ValidationError
 
 from postmaster.api.restrictionpolicy import RestrictionPolicySpec
 from postmaster.api.sendingdomain import SendingDomainSpec
+from postmaster.cli.install import load_documents
 from postmaster.gather import gather_provider, parse_provider_spec, provider_outputs
-from postmaster.install import load_documents
 from postmaster.render.access import NamedPolicy
 from postmaster.render.ownership import Owner
 from postmaster.resolution import SpecError

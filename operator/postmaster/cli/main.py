@@ -15,7 +15,7 @@ from typing import Any
 from postmaster import __version__
 
 # Sub-commands that live in their own modules, each exposing `register(subparsers)`.
-_PLUGINS = ("postmaster.devcluster.cli", "postmaster.cli_check", "postmaster.cli_probe", "postmaster.cli_render")
+_PLUGINS = ("postmaster.cli.dev", "postmaster.cli.check", "postmaster.cli.probe", "postmaster.cli.render")
 
 
 CRD_DIRS = ("crds", "charts/postmaster/crds")
@@ -66,7 +66,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_quickstart(args: argparse.Namespace) -> int:
-    from postmaster.quickstart import prepare
+    from postmaster.cli.quickstart import prepare
 
     prepare(Path(args.root), examples=not args.no_examples)
     if args.no_operator:
@@ -105,12 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     quick.set_defaults(func=_cmd_quickstart, namespace=None, liveness=None)
 
     for module in _PLUGINS:
-        try:
-            register: Callable[[Any], None] = import_module(module).register
-        except ModuleNotFoundError as exc:
-            if exc.name != module:
-                raise
-            continue
+        register: Callable[[Any], None] = import_module(module).register
         register(sub)
     return parser
 

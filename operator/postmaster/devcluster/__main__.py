@@ -1,7 +1,0 @@
-"""``python -m postmaster.devcluster up|down|env|status|kubectl``."""
-
-import sys
-
-from .cli import main
-
-sys.exit(main())
