@@ -62,14 +62,14 @@ class ProviderInputs:
     policies: tuple[NamedPolicy, ...] = ()
     sending_domains: tuple[str, ...] = ()
 
-    @property
-    def facts(self) -> ProviderFacts:
+    def facts(self, *, outputs_written: bool = False) -> ProviderFacts:
         return ProviderFacts(
             endpoint=self.endpoint,
             error=self.error,
             credentials_needed=self.endpoint is None or self.endpoint.auth_method is not AuthMethod.NONE,
             secret_name=smtp_secret_name(self.owner.name),
             relay_name=relay_name(self.owner.name),
+            outputs_written=outputs_written,
         )
 
 

@@ -29,6 +29,7 @@ PROVIDER_RESOLVED = "ProviderResolved"
 RENDERED = "Rendered"
 DNS_CONDITIONS = ("SPFReady", "DKIMReady", "DMARCReady")
 DNS_PUBLISHED = "DNSPublished"
+RENDERING = "Rendering"
 _CREDENTIAL_REASONS = ("SecretNotFound", "SecretKeyNotFound", "InvalidCredentials", "CABundleNotFound")
 
 
@@ -73,6 +74,7 @@ class ProviderFacts:
     credentials_needed: bool
     secret_name: str
     relay_name: str
+    outputs_written: bool = False  # set by the outputs reconcile once it wrote them; the probe keeps what is stored
 
 
 def stored_probe(old: MailProviderStatus) -> ProbeOutcome | None:
@@ -138,7 +140,15 @@ def mailprovider_status(
         reconciling = stamp.condition(
             RECONCILING, "True", outcome.condition.reason, "Retrying: " + outcome.condition.message
         )
+    rendered = facts.outputs_written or old.outputs is not None
+    if error is None and not rendered:  # the probe may finish first: Ready waits for the outputs to exist
+        rendering = stamp.condition(
+            RENDERING, "Unknown", "Rendering", f"Writing Secret {facts.secret_name} and ConfigMap {facts.relay_name}."
+        )
+        details.insert(0, rendering)
+        reconciling = reconciling or stamp.condition(RECONCILING, "True", "Rendering", rendering.message)
     updates = summarize(details, stamp, ready_message=ready_message, stalled=stall, reconciling=reconciling)
+    updates = [c for c in updates if c.type != RENDERING]  # a moment, not a condition of its own
     new = old.model_copy(deep=True)
     new.observed_generation = stamp.generation
     new.conditions = merge_conditions(old.conditions, updates, remove=remove)
@@ -153,7 +163,7 @@ def mailprovider_status(
             tls=facts.endpoint.tls.value,
             auth_method=facts.endpoint.auth_method.value,
         )
-    if error is None:
+    if error is None and facts.outputs_written:
         new.outputs = MailProviderOutputs(
             secret=facts.secret_name, relay_config_map=facts.relay_name, relay_secret=facts.relay_name
         )

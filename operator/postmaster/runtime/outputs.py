@@ -112,7 +112,7 @@ class Outputs:
                 MAIL_PROVIDER,
                 ref,
                 MailProviderStatus,
-                lambda old: mailprovider_status(inputs.facts, probe, old, stamp),
+                lambda old: mailprovider_status(inputs.facts(outputs_written=True), probe, old, stamp),
             )
             self._standing[key] = ProviderStanding(name, found=True, error=inputs.error)
         else:

@@ -205,7 +205,7 @@ class Probes:
         def compute(old: MailProviderStatus) -> MailProviderStatus:
             stored = stored_probe(old)
             told = stored is not None and _told(stored, outcome)
-            return mailprovider_status(inputs.facts, None if told else outcome, old, stamp)
+            return mailprovider_status(inputs.facts(), None if told else outcome, old, stamp)
 
         ref = ObjectRef(MAIL_PROVIDER.kind, namespace, name, entry.uid)
         await rt.statuses.update(MAIL_PROVIDER, ref, MailProviderStatus, compute)
