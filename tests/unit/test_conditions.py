@@ -6,7 +6,7 @@ import pytest
 
 from postmaster.api.common import CommonStatus, Condition
 from postmaster.conditions import Stamp, merge_conditions, summarize
-from postmaster.runtime.statusbook import ready_event
+from postmaster.runtime.statusbook import merge_patch, ready_event
 
 T0, T1 = Stamp(1, "2026-11-21T10:00:00Z"), Stamp(2, "2026-11-21T11:00:00Z")
 
@@ -81,3 +81,27 @@ def test_which_changes_of_ready_are_events(
 ) -> None:
     told = ready_event(_status(*before), _status(*after))
     assert (told[:2] if told else None) == event
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "patch"),
+    [
+        ({"a": 1}, {"a": 1}, {}),
+        ({"a": 1}, {"a": 2}, {"a": 2}),
+        ({"a": 1, "b": 2}, {"a": 1}, {"b": None}),
+        # Nested objects are merged by the API server: what is gone inside them must be deleted explicitly.
+        (
+            {"dkim": {"summary": "x", "waiting": "w"}},
+            {"dkim": {"summary": "y"}},
+            {"dkim": {"summary": "y", "waiting": None}},
+        ),
+        ({"dkim": {"waiting": "w"}}, {}, {"dkim": None}),
+        ({}, {"dkim": {"summary": "y"}}, {"dkim": {"summary": "y"}}),
+        # Lists are replaced whole.
+        ({"records": [1, 2]}, {"records": [1]}, {"records": [1]}),
+    ],
+)
+def test_status_patches_delete_what_is_gone_at_every_depth(
+    old: dict[str, object], new: dict[str, object], patch: dict[str, object]
+) -> None:
+    assert merge_patch(old, new) == patch

@@ -228,7 +228,13 @@ class ProbeTLSStatus(StatusModel):
 class ProbeStatus(StatusModel):
     """The last SMTP probe: no message is sent, the session stops after MAIL FROM (and RCPT TO)."""
 
-    last_probe_time: str | None = None
+    last_probe_time: str | None = Field(
+        default=None,
+        description=(
+            "When the probe that found what this summary says ran. Later probes that find the same (timings "
+            "aside) are not written."
+        ),
+    )
     outcome: str | None = Field(default=None, description="Succeeded, or the reason of the failure.")
     message: str | None = None
     transient: bool | None = Field(default=None, description="A retry may succeed without any change.")

@@ -171,5 +171,11 @@ class SendingDomainStatus(CommonStatus):
     provider: str | None = Field(default=None, description="The resolved MailProvider.")
     records: list[DNSRecord] = Field(default_factory=list, description="Every record the domain needs.")
     dkim: DKIMStatus | None = Field(default=None, description="DKIM keys and rotation.")
-    last_check_time: str | None = Field(default=None, description="When DNS was last checked.")
+    last_check_time: str | None = Field(
+        default=None,
+        description=(
+            "When the DNS check that produced what this status says ran. Later checks that find the same are "
+            "not written (an idle cluster costs no writes)."
+        ),
+    )
     dns_endpoint: str | None = Field(default=None, description="The external-dns DNSEndpoint carrying the records.")

@@ -42,9 +42,18 @@ def dump_status(status: CommonStatus) -> dict[str, Any]:
     return status.model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
-def _merge_patch(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
-    """A merge patch that also deletes the fields present before and absent now."""
-    patch: dict[str, Any] = dict(new)
+def merge_patch(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
+    """The JSON merge patch (RFC 7396) that turns `old` into `new`: fields absent now are deleted (null), at
+    every depth, since a merge patch merges nested objects; lists are replaced whole."""
+    patch: dict[str, Any] = {}
+    for key, value in new.items():
+        before = old.get(key)
+        if isinstance(value, Mapping) and isinstance(before, Mapping):
+            nested = merge_patch(before, value)
+            if nested:
+                patch[key] = nested
+        elif value != before or key not in old:
+            patch[key] = value
     for key in old:
         if key not in new:
             patch[key] = None
@@ -110,10 +119,11 @@ class StatusBook:
             old = model.model_validate(raw_old)
             new = compute(old)
             before, after = dump_status(old), dump_status(new)
-            if after == before:
+            patch = merge_patch(raw_old, after)
+            if after == before or not patch:
                 return new
             try:
-                await self._kube.patch_status(resource, ref.namespace, ref.name, _merge_patch(raw_old, after))
+                await self._kube.patch_status(resource, ref.namespace, ref.name, patch)
             except KubeError as exc:
                 if exc.status == 404:
                     self._entries.pop(key, None)
