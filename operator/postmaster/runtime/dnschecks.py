@@ -252,16 +252,22 @@ async def _publish(kube: Kube, owner: Owner, records: list[dict[str, Any]], stam
 # --- the schedule --------------------------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(slots=True)
 class _Domain:
-    """What the operator holds of one SendingDomain between checks: small, for ten thousand of them."""
+    """What the operator holds of one SendingDomain between checks: small, for ten thousand of them (the spec as
+    compact JSON, parsed when it is checked, not as a tree of models)."""
 
     uid: str
     generation: int | None
     provider: str | None  # spec.providerRef.name as written, even when another field makes the spec invalid
-    spec: SendingDomainSpec | SpecError
+    domain: str | None  # spec.domain when the spec is valid: what the provider's relay tables list
+    spec: bytes
+    error: SpecError | None
     streak: int = 0
     checked: bool = False  # a check finished since this domain (or the operator) started
+
+    def parsed(self) -> SendingDomainSpec | SpecError:
+        return self.error or SendingDomainSpec.model_validate_json(self.spec)
 
 
 class DomainChecks:
@@ -303,12 +309,17 @@ class DomainChecks:
             return {before[0]} - {None}  # type: ignore[return-value]
         if known is not None and known.uid == meta["uid"] and known.generation == meta.get("generation"):
             return set()  # a status write (most likely the operator's own): nothing to do
+        raw = dict(body.get("spec") or {})
+        error: SpecError | None = None
+        domain: str | None = None
         try:
-            spec: SendingDomainSpec | SpecError = SendingDomainSpec.model_validate(body.get("spec") or {})
+            domain = SendingDomainSpec.model_validate(raw).domain
         except ValidationError as exc:
-            spec = spec_error_from_validation(exc)
-        raw_ref = ((body.get("spec") or {}).get("providerRef") or {}).get("name")
-        state = _Domain(meta["uid"], meta.get("generation"), raw_ref if isinstance(raw_ref, str) else None, spec)
+            error = spec_error_from_validation(exc)
+        raw_ref = (raw.get("providerRef") or {}).get("name")
+        provider = raw_ref if isinstance(raw_ref, str) else None
+        compact = json.dumps(raw, separators=(",", ":")).encode()
+        state = _Domain(meta["uid"], meta.get("generation"), provider, domain, compact, error)
         self._domains[key] = state
         self.scheduler.wake(key)
         after = _membership(state)
@@ -333,7 +344,7 @@ class DomainChecks:
         rt = self._rt
         ref = ObjectRef(SENDING_DOMAIN.kind, namespace, name, state.uid)
         stamp = Stamp(state.generation, now_rfc3339())
-        spec = state.spec
+        spec = state.parsed()
         if isinstance(spec, SpecError):
             provider = self._rt.outputs.standing(namespace, state.provider or "")
             await self._write(ref, lambda old: sendingdomain_status(provider, spec, None, old, stamp))
@@ -377,4 +388,4 @@ def _membership(state: _Domain | None) -> tuple[str | None, str | None]:
     """(provider, domain in its relay tables) of a domain: what its provider's outputs depend on."""
     if state is None:
         return None, None
-    return state.provider, None if isinstance(state.spec, SpecError) else state.spec.domain
+    return state.provider, state.domain

@@ -25,7 +25,7 @@ from postmaster.statuses import spec_error_from_validation
 OURS = {"app.kubernetes.io/managed-by": "postmaster"}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ProviderEntry:
     """A MailProvider as its members see it: its spec resolved to an endpoint, or why it cannot be."""
 
@@ -36,13 +36,13 @@ class ProviderEntry:
     error: SpecError | None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class DomainMember:
     name: str
     domain: str | None  # None: the spec is invalid, so the domain is in no relay table
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PolicyMember:
     name: str
     uid: str
