@@ -108,9 +108,9 @@ def restrictionpolicies_by_provider(namespace: str | None, body: kopf.Body, **_:
 
 
 @kopf.index(GROUP, VERSION, MAIL_PROVIDER.plural)
-def providers_by_reference(namespace: str | None, name: str, spec: kopf.Spec, **_: Any) -> dict[Any, str]:
+def providers_by_reference(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> dict[Any, str]:
     """(kind, namespace, name) of every Secret and ConfigMap a MailProvider reads -> the MailProvider."""
-    return references(namespace or "", name, dict(spec)) if namespace else {}
+    return references(provider_entry(body), namespace, name) if namespace else {}
 
 
 @kopf.index("", "v1", "secrets", labels=OURS)

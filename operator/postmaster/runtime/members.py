@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from postmaster.api.mailprovider import MailProviderSpec
 from postmaster.api.restrictionpolicy import RestrictionPolicySpec
 from postmaster.api.sendingdomain import SendingDomainSpec
+from postmaster.gather import parse_provider_spec
 from postmaster.resolution import Endpoint, SpecError, referenced_secrets, resolve_endpoint
 from postmaster.statuses import spec_error_from_validation
 
@@ -63,10 +64,8 @@ def provider_entry(body: Mapping[str, Any]) -> ProviderEntry:
     endpoint: Endpoint | None = None
     error: SpecError | None = None
     try:
-        spec = MailProviderSpec.model_validate(body.get("spec") or {})
+        spec = parse_provider_spec(body.get("spec"))
         endpoint = resolve_endpoint(spec)
-    except ValidationError as exc:
-        error = spec_error_from_validation(exc)
     except SpecError as exc:
         error = exc
     return ProviderEntry(meta["uid"], meta.get("generation"), spec, endpoint, error)
@@ -91,15 +90,13 @@ def policy_member(body: Mapping[str, Any]) -> PolicyMember:
         return PolicyMember(meta["name"], meta["uid"], meta.get("generation"), None, spec_error_from_validation(exc))
 
 
-def references(namespace: str, name: str, spec: Mapping[str, Any]) -> dict[tuple[str, str, str], str]:
+def references(entry: ProviderEntry, namespace: str, name: str) -> dict[tuple[str, str, str], str]:
     """(kind, namespace, name) of every Secret and ConfigMap a MailProvider reads -> the MailProvider."""
-    try:
-        model = MailProviderSpec.model_validate(dict(spec))
-    except ValidationError:
+    if entry.spec is None:
         return {}  # its status says why; a fixed spec is indexed again
-    refs = {("Secret", namespace, secret): name for secret in referenced_secrets(model)}
-    if model.ca_bundle_ref is not None:
-        refs[("ConfigMap", namespace, model.ca_bundle_ref.name)] = name
+    refs = {("Secret", namespace, secret): name for secret in referenced_secrets(entry.spec)}
+    if entry.spec.ca_bundle_ref is not None:
+        refs[("ConfigMap", namespace, entry.spec.ca_bundle_ref.name)] = name
     return refs
 
 
