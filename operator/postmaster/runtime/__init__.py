@@ -49,6 +49,7 @@ class Runtime:
     async def stop(self) -> None:
         for scheduler in (self.outputs.scheduler, self.probes.scheduler, self.domains.scheduler):
             await scheduler.stop()
+        self.kube.close()
 
     # --- events ---------------------------------------------------------------------------------------
 

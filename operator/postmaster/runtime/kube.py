@@ -14,7 +14,9 @@ import logging
 import os
 from collections import Counter
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import kubernetes
@@ -25,6 +27,7 @@ from postmaster.api.resources import Resource
 
 log = logging.getLogger(__name__)
 USER_AGENT = "postmaster-operator"
+_UNREAD = {"_preload_content": False}  # the response body is not decoded (nor read into models)
 
 
 class KubeError(Exception):
@@ -53,20 +56,42 @@ def decode_secret_data(data: Mapping[str, str | bytes] | None) -> dict[str, str]
     return out
 
 
-class Kube:
-    """One API client for the operator's process, made at start-up (see `Runtime`)."""
+def _request(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """One blocking request; a response left undecoded is still read to its end, so its connection is reused."""
+    result = fn(*args, **kwargs)
+    if kwargs.get("_preload_content", True):
+        return result
+    result.read()
+    result.release_conn()
+    return None
 
-    def __init__(self) -> None:
-        client = kubernetes.client.ApiClient()
+
+class Kube:
+    """One API client for the operator's process, made at start-up (see `Runtime`).
+
+    The official client blocks, so calls run on a pool of `concurrency` threads of its own (as many as the HTTP
+    connection pool holds), not on asyncio's small default pool shared with everything else. Writes whose answer
+    the operator does not read skip decoding it."""
+
+    def __init__(self, concurrency: int = 16) -> None:
+        configuration = kubernetes.client.Configuration.get_default_copy()
+        configuration.connection_pool_maxsize = concurrency
+        client = kubernetes.client.ApiClient(configuration)
         client.user_agent = USER_AGENT
         self.core = kubernetes.client.CoreV1Api(client)
         self.custom = kubernetes.client.CustomObjectsApi(client)
         self.requests: Counter[tuple[str, str]] = Counter()
+        self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="kube-api")
 
-    async def _call(self, verb: str, resource: str, action: str, fn: Callable[..., Any], *args: Any) -> Any:
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    async def _call(
+        self, verb: str, resource: str, action: str, fn: Callable[..., Any], *args: Any, **kwargs: Any
+    ) -> Any:
         self.requests[(verb, resource)] += 1
         try:
-            return await asyncio.to_thread(fn, *args)
+            return await asyncio.get_running_loop().run_in_executor(self._pool, partial(_request, fn, *args, **kwargs))
         except ApiException as exc:
             raise KubeError(action, exc.status, exc.reason) from None
 
@@ -115,12 +140,12 @@ class Kube:
         if kind == "ConfigMap":
             create, replace = self.core.create_namespaced_config_map, self.core.replace_namespaced_config_map
         try:
-            await self._call("create", plural, f"create {kind} {ns}/{name}", create, ns, manifest)
+            await self._call("create", plural, f"create {kind} {ns}/{name}", create, ns, manifest, **_UNREAD)
         except KubeError as exc:
             if exc.status != 409:
                 raise
             # Secrets and ConfigMaps allow an update without a resourceVersion: the operator owns them whole.
-            await self._call("update", plural, f"update {kind} {ns}/{name}", replace, name, ns, manifest)
+            await self._call("update", plural, f"update {kind} {ns}/{name}", replace, name, ns, manifest, **_UNREAD)
 
     # --- custom objects -------------------------------------------------------------------------------
 
@@ -150,6 +175,7 @@ class Kube:
             resource.plural,
             name,
             {"status": status},
+            **_UNREAD,
         )
 
     async def apply_custom(self, manifest: dict[str, Any], group: str, version: str, plural: str) -> bool:
