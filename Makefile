@@ -17,7 +17,7 @@ TEST_PACKAGES := $(UNIT_PACKAGES) nsd dovecot-core dovecot-imapd
 # install are stopped and disabled again when this Makefile installed them (and systemd runs).
 TEST_SERVICES := nsd postfix dovecot
 
-.PHONY: run test unit integration lint typecheck format crds crds-check bench run-deps unit-deps system-deps venv dev-up dev-down clean help
+.PHONY: run test unit integration lint typecheck format crds crds-check bench bench-scale run-deps unit-deps system-deps venv dev-up dev-down clean help
 
 help:
 	@echo "make run        local control plane (or your cluster), CRDs, examples, operator in the foreground"
@@ -26,6 +26,7 @@ help:
 	@echo "make lint       ruff; make typecheck: mypy --strict"
 	@echo "make crds       regenerate crds/ from the API models"
 	@echo "make bench      benchmarks that print their figures"
+	@echo "make bench-scale  the scale benchmark alone (BENCH_ARGS=\"--shape a --skip-10k\" for a shorter run)"
 	@echo "make dev-down   stop the local control plane"
 
 $(VENV)/.installed: pyproject.toml dev/pyproject.toml
@@ -93,6 +94,9 @@ crds-check: venv
 
 bench: venv system-deps
 	@for b in tests/bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+bench-scale: venv system-deps
+	$(BIN)/python tests/bench/bench_scale.py $(BENCH_ARGS)
 
 dev-up: venv run-deps
 	$(BIN)/postmaster dev up
