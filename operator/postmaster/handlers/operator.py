@@ -19,7 +19,6 @@ import kopf
 from postmaster import GROUP, VERSION
 from postmaster.api.resources import MAIL_PROVIDER, RESTRICTION_POLICY, SENDING_DOMAIN
 from postmaster.runtime import Runtime, Settings
-from postmaster.runtime.kube import load_config
 from postmaster.runtime.members import (
     OURS,
     DomainMember,
@@ -53,12 +52,17 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: Any)
     settings.watching.client_timeout = 330
     settings.networking.request_timeout = 30
     try:
-        load_config()
         runtime_settings = Settings.from_env()
-    except Exception as exc:  # no cluster to talk to, or a bad setting: stop with the reason, do not retry forever
+    except ValueError as exc:  # a bad setting: stop with the reason, do not retry forever
         raise kopf.PermanentError(f"cannot start: {exc}") from exc
+
+    def credentials() -> kopf.ConnectionInfo | None:  # the same as kopf's own, read again after a 401
+        return _credentials(settings)
+
+    if credentials() is None:
+        raise kopf.PermanentError("cannot start: no service account and no kubeconfig ($KUBECONFIG, ~/.kube/config)")
     indexes = {name: kwargs[name] for name in INDEXES}
-    memo.runtime = Runtime(runtime_settings, indexes)
+    memo.runtime = Runtime(runtime_settings, indexes, credentials)
 
 
 @kopf.on.cleanup()
@@ -68,11 +72,17 @@ async def stop(memo: kopf.Memo, **_: Any) -> None:
         await runtime.stop()
 
 
-@kopf.on.login()
-def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
-    """In a Pod, the service account; elsewhere the kubeconfig that $KUBECONFIG names at start-up time."""
-    info: kopf.ConnectionInfo | None = kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+def _credentials(settings: kopf.OperatorSettings) -> kopf.ConnectionInfo | None:
+    info: kopf.ConnectionInfo | None = kopf.login_with_service_account(settings=settings) or kopf.login_with_kubeconfig(
+        settings=settings
+    )
     return info
+
+
+@kopf.on.login()
+def login(settings: kopf.OperatorSettings, **_: Any) -> kopf.ConnectionInfo | None:
+    """In a Pod, the service account; elsewhere the kubeconfig that $KUBECONFIG names."""
+    return _credentials(settings)
 
 
 def _runtime(memo: kopf.Memo) -> Runtime:

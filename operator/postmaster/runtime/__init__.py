@@ -21,7 +21,7 @@ from typing import Any
 
 from postmaster.api.resources import MAIL_PROVIDER, RESTRICTION_POLICY, SENDING_DOMAIN
 from postmaster.runtime.dnschecks import DomainChecks
-from postmaster.runtime.kube import Kube
+from postmaster.runtime.kube import Kube, Login
 from postmaster.runtime.members import Members, provider_ref
 from postmaster.runtime.outputs import Outputs
 from postmaster.runtime.probing import Probes
@@ -34,10 +34,10 @@ __all__ = ["Runtime", "Settings"]
 
 
 class Runtime:
-    def __init__(self, settings: Settings, indexes: Mapping[str, Any]) -> None:
+    def __init__(self, settings: Settings, indexes: Mapping[str, Any], login: Login) -> None:
         self.settings = settings
         self.members = Members(indexes)
-        self.kube = Kube()
+        self.kube = Kube(login)
         self.statuses = StatusBook(self.kube)
         self.smtp_slots = asyncio.Semaphore(settings.probe_concurrency)
         self.outputs = Outputs(self)
@@ -49,7 +49,7 @@ class Runtime:
     async def stop(self) -> None:
         for scheduler in (self.outputs.scheduler, self.probes.scheduler, self.domains.scheduler):
             await scheduler.stop()
-        self.kube.close()
+        await self.kube.close()
 
     # --- events ---------------------------------------------------------------------------------------
 

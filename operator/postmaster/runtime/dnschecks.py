@@ -89,6 +89,7 @@ async def _server_addresses(resolver: DnsResolver, host: str) -> list[str]:
 class _Keys:
     state: RotationState
     keys: dict[str, DkimKey]
+    stored: bool = False  # the Secret exists
 
 
 async def _read_keys(kube: Kube, namespace: str, name: str) -> _Keys:
@@ -111,15 +112,16 @@ async def _read_keys(kube: Kube, namespace: str, name: str) -> _Keys:
                 log.warning("DKIM key %s of %s/%s unreadable: it will be replaced", selector, namespace, name)
     # Keys the Secret lost are dropped from the state, so a fresh one is generated.
     kept = tuple(k for k in state.keys if k.selector in keys)
-    return _Keys(RotationState(kept, state.last_selector), keys)
+    return _Keys(RotationState(kept, state.last_selector), keys, stored=True)
 
 
 async def _write_keys(kube: Kube, owner: Owner, keys: _Keys) -> None:
     meta = child_metadata(owner, dkim_secret_name(owner.name), "dkim-keys")
     meta["annotations"] = {ROTATION_ANNOTATION: json.dumps(keys.state.to_dict(), sort_keys=True)}
     data = {f"{selector}.private": key.private_key_pem for selector, key in sorted(keys.keys.items())}
-    await kube.put({"apiVersion": "v1", "kind": "Secret", "type": "Opaque", "metadata": meta,
-                         "data": encode_data(data)})  # fmt: skip
+    secret = {"apiVersion": "v1", "kind": "Secret", "type": "Opaque", "metadata": meta, "data": encode_data(data)}
+    await kube.put(secret, exists=keys.stored)
+    keys.stored = True
 
 
 def _operator_selectors(keys: _Keys) -> list[DkimSelector]:

@@ -1,48 +1,42 @@
-"""The operator's own calls to the Kubernetes API, on the official client, off the event loop, counted.
+"""The operator's own calls to the Kubernetes API: a small asyncio client on aiohttp, counted.
 
-API errors are re-raised as `KubeError` carrying the status code and the server's reason only: the response
-body of a failed Secret write is never logged or put into status. Every request is counted by verb and
-resource (`Kube.requests`), so the benchmark can compare what the operator thinks it asked with what the API
-server counted.
+kopf already speaks to the API server over aiohttp; the operator's few calls (read a Secret or ConfigMap, write an
+output, patch a status, post an Event, write a DNSEndpoint) use the same library with the same credentials (kopf's
+login: the service account in a Pod, else the kubeconfig), on one connection pool, without threads. Credentials
+are read again when the server answers 401 (a service-account token rotates).
+
+API errors are raised as `KubeError` carrying the status code and the server's reason only: the response body of
+a failed Secret write is never logged or put into status. Every request is counted by verb and resource
+(`Kube.requests`), so the benchmark can compare what the operator thinks it asked with what the API server
+counted.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
+import json
 import logging
-import os
 from collections import Counter
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from functools import partial
 from typing import Any
 
-import kubernetes
-from kubernetes.client.exceptions import ApiException
+import aiohttp
+import kopf
 
 from postmaster import GROUP, VERSION
 from postmaster.api.resources import Resource
 
 log = logging.getLogger(__name__)
 USER_AGENT = "postmaster-operator"
-_UNREAD = {"_preload_content": False}  # the response body is not decoded (nor read into models)
+Login = Callable[[], kopf.ConnectionInfo | None]
+_VERBS = {"GET": "get", "POST": "create", "PUT": "update", "PATCH": "patch"}
 
 
 class KubeError(Exception):
     def __init__(self, action: str, status: int | None, reason: str | None) -> None:
-        super().__init__(f"{action}: HTTP {status} {reason}")
+        super().__init__(f"{action}: HTTP {status} {reason}" if status else f"{action}: {reason}")
         self.status = status
-
-
-def load_config() -> None:
-    """In-cluster service account when running in a Pod, else KUBECONFIG / ~/.kube/config."""
-    try:
-        kubernetes.config.load_incluster_config()
-    except kubernetes.config.ConfigException:
-        # The client reads $KUBECONFIG once, at import; read it now so a later change is honoured.
-        kubernetes.config.load_kube_config(config_file=os.environ.get("KUBECONFIG") or None)
 
 
 def decode_secret_data(data: Mapping[str, str | bytes] | None) -> dict[str, str]:
@@ -56,126 +50,136 @@ def decode_secret_data(data: Mapping[str, str | bytes] | None) -> dict[str, str]
     return out
 
 
-def _request(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """One blocking request; a response left undecoded is still read to its end, so its connection is reused."""
-    result = fn(*args, **kwargs)
-    if kwargs.get("_preload_content", True):
-        return result
-    result.read()
-    result.release_conn()
-    return None
+def _core(namespace: str, plural: str, name: str | None = None) -> str:
+    return f"/api/v1/namespaces/{namespace}/{plural}" + (f"/{name}" if name else "")
+
+
+def _custom(group: str, version: str, namespace: str, plural: str, name: str | None = None) -> str:
+    return f"/apis/{group}/{version}/namespaces/{namespace}/{plural}" + (f"/{name}" if name else "")
 
 
 class Kube:
-    """One API client for the operator's process, made at start-up (see `Runtime`).
+    """One API client for the operator's process, made at start-up (see `Runtime`)."""
 
-    The official client blocks, so calls run on a pool of `concurrency` threads of its own (as many as the HTTP
-    connection pool holds), not on asyncio's small default pool shared with everything else. Writes whose answer
-    the operator does not read skip decoding it."""
-
-    def __init__(self, concurrency: int = 16) -> None:
-        configuration = kubernetes.client.Configuration.get_default_copy()
-        configuration.connection_pool_maxsize = concurrency
-        client = kubernetes.client.ApiClient(configuration)
-        client.user_agent = USER_AGENT
-        self.core = kubernetes.client.CoreV1Api(client)
-        self.custom = kubernetes.client.CustomObjectsApi(client)
+    def __init__(self, login: Login, *, concurrency: int = 16, timeout: float = 30.0) -> None:
+        self._login = login
+        self._concurrency = concurrency
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._session: aiohttp.ClientSession | None = None
+        self._server = ""
         self.requests: Counter[tuple[str, str]] = Counter()
-        self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="kube-api")
 
-    def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+    def _connect(self) -> aiohttp.ClientSession:
+        info = self._login()
+        if info is None:
+            raise KubeError("log in", None, "no credentials: neither a service account nor a kubeconfig")
+        self._server = info.server.rstrip("/")
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=self._concurrency, ssl=info.as_ssl_context()),
+            headers={**info.as_http_headers(), "User-Agent": USER_AGENT},
+            timeout=self._timeout,
+        )
+        return self._session
 
-    async def _call(
-        self, verb: str, resource: str, action: str, fn: Callable[..., Any], *args: Any, **kwargs: Any
-    ) -> Any:
-        self.requests[(verb, resource)] += 1
-        try:
-            return await asyncio.get_running_loop().run_in_executor(self._pool, partial(_request, fn, *args, **kwargs))
-        except ApiException as exc:
-            raise KubeError(action, exc.status, exc.reason) from None
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
 
-    async def _or_none(self, verb: str, resource: str, action: str, fn: Callable[..., Any], *args: Any) -> Any:
-        try:
-            return await self._call(verb, resource, action, fn, *args)
-        except KubeError as exc:
-            if exc.status == 404:
-                return None
-            raise
+    async def _request(
+        self,
+        method: str,
+        resource: str,
+        action: str,
+        path: str,
+        *,
+        body: Mapping[str, Any] | None = None,
+        content_type: str = "application/json",
+        missing_ok: bool = False,
+    ) -> dict[str, Any] | None:
+        """One request; the decoded answer, or None for 404 when `missing_ok`. Raises KubeError."""
+        self.requests[(_VERBS[method], resource)] += 1
+        for attempt in (1, 2):
+            session = self._session or self._connect()
+            headers = {"Content-Type": content_type} if body is not None else None
+            data = json.dumps(body).encode() if body is not None else None
+            try:
+                async with session.request(method, self._server + path, data=data, headers=headers) as response:
+                    if response.status == 401 and attempt == 1:  # a rotated token: log in again, once
+                        await self.close()
+                        continue
+                    if response.status == 404 and missing_ok:
+                        return None
+                    if response.status >= 300:
+                        raise KubeError(action, response.status, await _reason(response))
+                    answer: dict[str, Any] = await response.json()
+                    return answer
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                raise KubeError(action, None, f"{type(exc).__name__}: the API server did not answer") from None
+        raise KubeError(action, 401, "Unauthorized")
 
     # --- Secrets and ConfigMaps -----------------------------------------------------------------------
 
     async def read_secret(self, namespace: str, name: str) -> tuple[dict[str, str], dict[str, str]] | None:
         """(decoded data, annotations) of a Secret, or None when it does not exist."""
-        secret = await self._or_none(
-            "get", "secrets", f"read Secret {namespace}/{name}", self.core.read_namespaced_secret, name, namespace
-        )
+        action = f"read Secret {namespace}/{name}"
+        secret = await self._request("GET", "secrets", action, _core(namespace, "secrets", name), missing_ok=True)
         if secret is None:
             return None
-        annotations = secret.metadata.annotations if secret.metadata is not None else None
-        return decode_secret_data(secret.data), dict(annotations or {})
+        return decode_secret_data(secret.get("data")), dict((secret.get("metadata") or {}).get("annotations") or {})
 
     async def read_secret_data(self, namespace: str, name: str) -> dict[str, str] | None:
         found = await self.read_secret(namespace, name)
         return None if found is None else found[0]
 
     async def read_configmap_data(self, namespace: str, name: str) -> dict[str, str] | None:
-        cm = await self._or_none(
-            "get",
-            "configmaps",
-            f"read ConfigMap {namespace}/{name}",
-            self.core.read_namespaced_config_map,
-            name,
-            namespace,
-        )
-        return None if cm is None else dict(cm.data or {})
+        path = _core(namespace, "configmaps", name)
+        action = f"read ConfigMap {namespace}/{name}"
+        cm = await self._request("GET", "configmaps", action, path, missing_ok=True)
+        return None if cm is None else dict(cm.get("data") or {})
 
-    async def put(self, manifest: dict[str, Any]) -> None:
-        """Create a Secret or ConfigMap the operator owns, or replace it whole when it exists."""
+    async def put(self, manifest: dict[str, Any], *, exists: bool) -> None:
+        """Replace a Secret or ConfigMap the operator owns whole when it `exists`, else create it (and replace it
+        after all when someone else created it first)."""
         kind, meta = manifest["kind"], manifest["metadata"]
         ns, name = meta["namespace"], meta["name"]
         plural = {"Secret": "secrets", "ConfigMap": "configmaps"}[kind]
-        create: Callable[..., Any] = self.core.create_namespaced_secret
-        replace: Callable[..., Any] = self.core.replace_namespaced_secret
-        if kind == "ConfigMap":
-            create, replace = self.core.create_namespaced_config_map, self.core.replace_namespaced_config_map
+
+        async def create() -> None:
+            await self._request("POST", plural, f"create {kind} {ns}/{name}", _core(ns, plural), body=manifest)
+
+        if not exists:
+            try:
+                await create()
+            except KubeError as exc:
+                if exc.status != 409:
+                    raise
+            else:
+                return
+        # Secrets and ConfigMaps allow an update without a resourceVersion: the operator owns them whole.
         try:
-            await self._call("create", plural, f"create {kind} {ns}/{name}", create, ns, manifest, **_UNREAD)
+            await self._request("PUT", plural, f"update {kind} {ns}/{name}", _core(ns, plural, name), body=manifest)
         except KubeError as exc:
-            if exc.status != 409:
+            if exc.status != 404:
                 raise
-            # Secrets and ConfigMaps allow an update without a resourceVersion: the operator owns them whole.
-            await self._call("update", plural, f"update {kind} {ns}/{name}", replace, name, ns, manifest, **_UNREAD)
+            await create()
 
     # --- custom objects -------------------------------------------------------------------------------
 
     async def get_custom(self, resource: Resource, namespace: str, name: str) -> dict[str, Any] | None:
-        body: dict[str, Any] | None = await self._or_none(
-            "get",
-            resource.plural,
-            f"read {resource.kind} {namespace}/{name}",
-            self.custom.get_namespaced_custom_object,
-            GROUP,
-            VERSION,
-            namespace,
-            resource.plural,
-            name,
-        )
-        return body
+        path = _custom(GROUP, VERSION, namespace, resource.plural, name)
+        action = f"read {resource.kind} {namespace}/{name}"
+        return await self._request("GET", resource.plural, action, path, missing_ok=True)
 
     async def patch_status(self, resource: Resource, namespace: str, name: str, status: dict[str, Any]) -> None:
-        await self._call(
-            "patch",
+        """A JSON merge patch (RFC 7396) of the status subresource."""
+        await self._request(
+            "PATCH",
             f"{resource.plural}/status",
             f"patch {resource.kind} {namespace}/{name} status",
-            self.custom.patch_namespaced_custom_object_status,
-            GROUP,
-            VERSION,
-            namespace,
-            resource.plural,
-            name,
-            {"status": status},
-            **_UNREAD,
+            _custom(GROUP, VERSION, namespace, resource.plural, name) + "/status",
+            body={"status": status},
+            content_type="application/merge-patch+json",
         )
 
     async def apply_custom(self, manifest: dict[str, Any], group: str, version: str, plural: str) -> bool:
@@ -185,27 +189,16 @@ class Kube:
         """
         meta = manifest["metadata"]
         ns, name, kind = meta["namespace"], meta["name"], manifest["kind"]
-        custom = self.custom
-        current: dict[str, Any] | None = await self._or_none(
-            "get",
-            plural,
-            f"read {kind} {ns}/{name}",
-            custom.get_namespaced_custom_object,
-            group,
-            version,
-            ns,
-            plural,
-            name,
-        )
+        path = _custom(group, version, ns, plural, name)
+        current = await self._request("GET", plural, f"read {kind} {ns}/{name}", path, missing_ok=True)
         if current is None:
-            await self._call("create", plural, f"create {kind} {ns}/{name}", custom.create_namespaced_custom_object,
-                             group, version, ns, plural, manifest)  # fmt: skip
+            collection = _custom(group, version, ns, plural)
+            await self._request("POST", plural, f"create {kind} {ns}/{name}", collection, body=manifest)
             return True
         if same_object(current, manifest):
             return False
         body = {**manifest, "metadata": {**meta, "resourceVersion": current["metadata"]["resourceVersion"]}}
-        await self._call("update", plural, f"update {kind} {ns}/{name}", custom.replace_namespaced_custom_object,
-                         group, version, ns, plural, name, body)  # fmt: skip
+        await self._request("PUT", plural, f"update {kind} {ns}/{name}", path, body=body)
         return True
 
     # --- Events ---------------------------------------------------------------------------------------
@@ -235,11 +228,19 @@ class Kube:
             "count": 1,
         }
         try:
-            await self._call(
-                "create", "events", "create Event", self.core.create_namespaced_event, ref.namespace, event
-            )
+            await self._request("POST", "events", "create Event", _core(ref.namespace, "events"), body=event)
         except KubeError as exc:
             log.warning("could not record event %s on %s/%s: %s", reason, ref.namespace, ref.name, exc)
+
+
+async def _reason(response: aiohttp.ClientResponse) -> str:
+    """The API server's one-word reason (NotFound, Conflict, Forbidden...), never the message or body."""
+    try:
+        body = await response.json(content_type=None)
+    except (ValueError, aiohttp.ClientError):
+        return response.reason or ""
+    reason = body.get("reason") if isinstance(body, dict) else None
+    return str(reason) if reason else response.reason or ""
 
 
 class ObjectRef:

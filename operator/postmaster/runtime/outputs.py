@@ -129,9 +129,10 @@ class Outputs:
         meta = manifest["metadata"]
         key = (str(manifest["kind"]), str(meta["namespace"]), str(meta["name"]))
         digest = fingerprint(manifest)
-        if digest in (self._rt.members.output(*key), self._written.get(key)):
+        current = self._rt.members.output(*key)
+        if digest in (current, self._written.get(key)):
             return
-        await self._rt.kube.put(manifest)
+        await self._rt.kube.put(manifest, exists=current is not None or key in self._written)
         self._written[key] = digest
         log.info("wrote %s %s/%s", key[0], key[1], key[2])
 
