@@ -285,10 +285,13 @@ class DnsCache:
         self._entries[key] = (self._clock() + ttl, step)
 
     def _evict(self) -> None:
+        """Drop what expired, then the oldest entries down to nine tenths of the bound: one pass over the cache
+        makes room for many insertions, so a full cache costs no more per answer than an empty one."""
         now = self._clock()
         for key in [k for k, (expires, _) in self._entries.items() if expires <= now]:
             del self._entries[key]
-        while len(self._entries) >= self.max_entries:
+        keep = self.max_entries - max(1, self.max_entries // 10)
+        while len(self._entries) > keep:
             del self._entries[next(iter(self._entries))]
 
     async def _get_or_fetch(self, key: _CacheKey, fetch: Callable[[], Awaitable[_Step]]) -> _Step:

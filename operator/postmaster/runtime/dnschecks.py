@@ -281,7 +281,7 @@ class DomainChecks:
             "DNS check", self._step, concurrency=settings.dns_concurrency, retry_first=settings.dns_retry_seconds
         )
         self._domains: dict[Key, _Domain] = {}
-        self._cache = DnsCache()
+        self._cache = DnsCache(max_entries=settings.dns_cache_entries)
         self._resolvers: dict[tuple[tuple[str, ...], bool], DnsResolver] = {}
 
     def __len__(self) -> int:

@@ -186,8 +186,10 @@ class Probes:
         namespace, name = key
         rt = self._rt
         entry = rt.members.provider(namespace, name)
+        if entry is None or entry.spec is None or not entry.spec.probe.enabled:
+            return None  # gone, invalid (the outputs reconcile says why) or not to be probed: nothing to read
         inputs = await rt.outputs.gather(namespace, name)
-        if entry is None or inputs is None:
+        if inputs is None:
             return None
         try:
             target = self.target(inputs)

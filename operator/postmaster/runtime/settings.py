@@ -31,6 +31,9 @@ class Settings:
     """POSTMASTER_DNS_RETRY_SECONDS: how soon a DNS check is retried after a timeout or SERVFAIL."""
     dns_concurrency: int = 32
     """POSTMASTER_DNS_CONCURRENCY: SendingDomains checked at once."""
+    dns_cache_entries: int = 20_000
+    """POSTMASTER_DNS_CACHE_ENTRIES: answers the shared DNS cache keeps (each is about a kilobyte; a SendingDomain
+    asks about seven names). Names many domains share stay hot; past the bound the oldest answers go first."""
     probe_retry_seconds: float = 15.0
     """POSTMASTER_PROBE_RETRY_SECONDS: the first back-off after a transient probe failure (then doubling)."""
     probe_concurrency: int = 8
@@ -47,6 +50,7 @@ class Settings:
             dns_nameservers=servers,
             dns_retry_seconds=_float(env, "POSTMASTER_DNS_RETRY_SECONDS", cls.dns_retry_seconds),
             dns_concurrency=int(_float(env, "POSTMASTER_DNS_CONCURRENCY", cls.dns_concurrency)),
+            dns_cache_entries=int(_float(env, "POSTMASTER_DNS_CACHE_ENTRIES", cls.dns_cache_entries)),
             probe_retry_seconds=_float(env, "POSTMASTER_PROBE_RETRY_SECONDS", cls.probe_retry_seconds),
             probe_concurrency=int(_float(env, "POSTMASTER_PROBE_CONCURRENCY", cls.probe_concurrency)),
             render_delay_seconds=_float(env, "POSTMASTER_RENDER_DELAY_SECONDS", cls.render_delay_seconds),
