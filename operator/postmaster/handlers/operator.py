@@ -95,37 +95,41 @@ def _deleted(type: str | None) -> bool:  # kopf's keyword
 
 
 # --- indexes: membership and references, from memory --------------------------------------------------------
+# (async, though they never wait: kopf runs a plain function in a thread pool, a hop per event that costs more than
+# the function)
 
 
 @kopf.index(GROUP, VERSION, MAIL_PROVIDER.plural)
-def mailproviders_by_name(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> dict[Any, ProviderEntry]:
+async def mailproviders_by_name(
+    namespace: str | None, name: str, body: kopf.Body, **_: Any
+) -> dict[Any, ProviderEntry]:
     """(namespace, name) -> what the provider's spec resolves to (or why it cannot)."""
     return {(namespace, name): provider_entry(body)}
 
 
 @kopf.index(GROUP, VERSION, SENDING_DOMAIN.plural)
-def sendingdomains_by_provider(namespace: str | None, body: kopf.Body, **_: Any) -> dict[Any, DomainMember]:
+async def sendingdomains_by_provider(namespace: str | None, body: kopf.Body, **_: Any) -> dict[Any, DomainMember]:
     """(namespace, providerRef) -> the domain's name and the domain it sends from."""
     ref = provider_ref(body)
     return {(namespace, ref): domain_member(body)} if ref else {}
 
 
 @kopf.index(GROUP, VERSION, RESTRICTION_POLICY.plural)
-def restrictionpolicies_by_provider(namespace: str | None, body: kopf.Body, **_: Any) -> dict[Any, PolicyMember]:
+async def restrictionpolicies_by_provider(namespace: str | None, body: kopf.Body, **_: Any) -> dict[Any, PolicyMember]:
     """(namespace, providerRef) -> the policy, parsed."""
     ref = provider_ref(body)
     return {(namespace, ref): policy_member(body)} if ref else {}
 
 
 @kopf.index(GROUP, VERSION, MAIL_PROVIDER.plural)
-def providers_by_reference(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> dict[Any, str]:
+async def providers_by_reference(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> dict[Any, str]:
     """(kind, namespace, name) of every Secret and ConfigMap a MailProvider reads -> the MailProvider."""
     return references(provider_entry(body), namespace, name) if namespace else {}
 
 
 @kopf.index("", "v1", "secrets", labels=OURS)
 @kopf.index("", "v1", "configmaps", labels=OURS)
-def outputs_by_name(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> dict[Any, str]:
+async def outputs_by_name(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> dict[Any, str]:
     """(kind, namespace, name) of each object the operator wrote -> a digest of what it says now."""
     return {(body.get("kind"), namespace, name): fingerprint(body)}
 
