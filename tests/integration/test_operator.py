@@ -108,8 +108,8 @@ def test_missing_secret_stalls_then_recovers_by_itself(ns: Cluster, operator: Op
     ns.wait_condition(MP, "gmail", "Ready", "True")
     assert ns.condition(MP, "gmail", "Stalled")["status"] == "False"  # type: ignore[index]
     assert ns.get(MP, "gmail")["metadata"]["generation"] == generation
-    reasons = {e.reason for e in ns.events()}
-    assert {"SecretNotFound", "Ready"} <= reasons
+    # The first verdict needed a person (a Warning); the recovery is told too. The Event follows the status write.
+    wait_for(lambda: {"SecretNotFound", "Ready"} <= {e.reason for e in ns.events()}, what="both Events")
 
 
 def test_missing_secret_key_names_the_key(ns: Cluster, operator: OperatorHandle) -> None:

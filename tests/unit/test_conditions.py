@@ -61,9 +61,9 @@ def _status(*ready: tuple[str, str]) -> CommonStatus:
 @pytest.mark.parametrize(
     ("before", "after", "event"),
     [
-        # A new object: a check still running is not news; a first verdict is.
+        # A new object: a check still running is not news, nor is being Ready; a verdict a person must act on is.
         ((), (("Unknown", "DNSCheckPending"),), None),
-        ((), (("True", "Ready"),), ("Normal", "Ready")),
+        ((), (("True", "Ready"),), None),
         ((), (("False", "SecretNotFound"),), ("Warning", "SecretNotFound")),
         # Every change of Ready's status or reason is told, the way back to Ready too.
         ((("Unknown", "DNSCheckPending"),), (("True", "Ready"),), ("Normal", "Ready")),

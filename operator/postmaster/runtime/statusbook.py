@@ -72,12 +72,13 @@ def merge_patch(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any
 def ready_event(old: CommonStatus, new: CommonStatus) -> tuple[str, str, str] | None:
     """(type, reason, message) of the Event a change of Ready deserves, or None.
 
-    Every change of Ready's status or reason is told, but for a new object's first verdict when it is only
-    Unknown (a check still running is not news: it is in the status)."""
+    Every change of Ready's status or reason is told, but a new object's first verdict only when it is False (a
+    person must act): a check still running, or a new object that is simply Ready, is in the status, and a thousand
+    new SendingDomains do not make a thousand Events."""
     before, after = find(old.conditions, READY), find(new.conditions, READY)
     if after is None:
         return None
-    if before is None and after.status == "Unknown":
+    if before is None and after.status != "False":
         return None
     if before is not None and (before.status, before.reason) == (after.status, after.reason):
         return None
