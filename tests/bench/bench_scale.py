@@ -663,11 +663,14 @@ async def watch_kind(api: Api, kind: Kind, namespace: str, tracker: Tracker, sta
 
 @dataclass
 class Memory:
+    """The operator's memory, and the CPU time it has used since it started (user + system)."""
+
     rss_mib: float
     hwm_mib: float
+    cpu_seconds: float = 0.0
 
     def __str__(self) -> str:
-        return f"RSS {self.rss_mib:.0f} MiB (peak {self.hwm_mib:.0f})"
+        return f"RSS {self.rss_mib:.0f} MiB (peak {self.hwm_mib:.0f}), CPU {self.cpu_seconds:.1f} s"
 
 
 def memory(pid: int) -> Memory:
@@ -676,7 +679,10 @@ def memory(pid: int) -> Memory:
         name, _, rest = line.partition(":")
         if name in ("VmRSS", "VmHWM"):
             values[name] = int(rest.split()[0]) / 1024
-    return Memory(values.get("VmRSS", 0.0), values.get("VmHWM", 0.0))
+    # /proc/PID/stat: utime and stime are the 14th and 15th fields, after the parenthesised command name.
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return Memory(values.get("VmRSS", 0.0), values.get("VmHWM", 0.0), cpu)
 
 
 class Operator:
@@ -1234,7 +1240,10 @@ def result_json(result: ShapeResult) -> dict[str, Any]:
         "kindReadySeconds": result.kind_ready_seconds,
         "readyCounts": result.ready_counts,
         "windows": {n: w.as_dict(objects) for n, w in result.windows.items()},
-        "memoryMiB": {n: {"rss": round(m.rss_mib, 1), "peak": round(m.hwm_mib, 1)} for n, m in result.memory.items()},
+        "memoryMiB": {
+            n: {"rss": round(m.rss_mib, 1), "peak": round(m.hwm_mib, 1), "cpuSeconds": round(m.cpu_seconds, 1)}
+            for n, m in result.memory.items()
+        },
         "settledBeforeIdle": result.settled,
         "idleChanges": result.idle_changes,
         "restart": result.restart,
