@@ -47,6 +47,8 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: Any)
         prefix=PREFIX, key="last-handled-configuration"
     )
     settings.posting.level = logging.WARNING  # the operator's own Events say what changed; kopf's would repeat it
+    if not log.isEnabledFor(logging.DEBUG):  # "Handler ... succeeded" for every watch event: noise, and CPU at scale
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     settings.peering.standalone = True
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
