@@ -1418,13 +1418,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(report_shape(result))
         print()
     print(summary(results))
-    print(f"\nwhole run: {elapsed / 60:.1f} min; operator logs in {log_dir}")
+    load = os.getloadavg()
+    print(
+        f"\nwhole run: {elapsed / 60:.1f} min on {os.cpu_count()} CPUs (load average now {load[0]:.1f} / "
+        f"{load[1]:.1f} / {load[2]:.1f}: times depend on what else runs); operator logs in {log_dir}"
+    )
     payload = {
         "benchmark": "bench_scale",
         "when": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "wallSeconds": round(elapsed, 1),
         "concurrency": CONCURRENCY,
         "privateControlPlane": private,
+        "cpus": os.cpu_count(),
+        "loadAverageAtEnd": [round(x, 2) for x in load],
         "shapes": [result_json(r) for r in results],
     }
     args.json.write_text(json.dumps(payload, indent=2) + "\n")
