@@ -31,7 +31,7 @@ class Settings:
     """POSTMASTER_DNS_RETRY_SECONDS: how soon a DNS check is retried after a timeout or SERVFAIL."""
     dns_concurrency: int = 32
     """POSTMASTER_DNS_CONCURRENCY: SendingDomains checked at once."""
-    dns_cache_entries: int = 20_000
+    dns_cache_entries: int = 10_000
     """POSTMASTER_DNS_CACHE_ENTRIES: answers the shared DNS cache keeps (each is about a kilobyte; a SendingDomain
     asks about seven names). Names many domains share stay hot; past the bound the oldest answers go first."""
     probe_retry_seconds: float = 15.0
