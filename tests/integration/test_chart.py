@@ -21,7 +21,7 @@ from postmaster_dev import ensure_helm, paths
 pytestmark = pytest.mark.integration
 CHART = Path(__file__).resolve().parents[2] / "charts" / "postmaster"
 
-# (verb, API group, resource) for every call in operator/postmaster/handlers and kopf's own watches.
+# (verb, API group, resource) for every call the operator makes (operator/postmaster/runtime) and kopf's own watches.
 OPERATOR_CALLS = [
     *((v, "postmaster.dev", r) for v in ("get", "list", "watch", "patch") for r in
       ("mailproviders", "sendingdomains", "restrictionpolicies")),
@@ -29,6 +29,7 @@ OPERATOR_CALLS = [
     ("update", "postmaster.dev", "mailproviders/finalizers"),
     *((v, "", r) for v in ("get", "list", "watch", "create", "update") for r in ("secrets", "configmaps")),
     ("create", "", "events"),
+    *((v, "externaldns.k8s.io", "dnsendpoints") for v in ("get", "create", "update")),
     ("list", "apiextensions.k8s.io", "customresourcedefinitions"),
     ("watch", "apiextensions.k8s.io", "customresourcedefinitions"),
     ("list", "", "namespaces"),

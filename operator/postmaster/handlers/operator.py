@@ -52,7 +52,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: Any)
     settings.peering.standalone = True
     # kopf keeps a worker per object for a while after its last event; an operator of event handlers needs it
     # briefly (a burst of ten thousand new objects otherwise holds thousands of idle workers in memory).
-    settings.batching.idle_timeout = 1.0
+    settings.queueing.idle_timeout = 1.0
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.networking.request_timeout = 30
