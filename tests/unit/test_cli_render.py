@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import trustme
 import yaml
 
 from postmaster.cli.main import main
@@ -49,3 +50,37 @@ def test_a_missing_secret_is_named(capsys: pytest.CaptureFixture[str], tmp_path:
     assert code == 1
     assert "MailProvider ns/p spec.auth.credentialsSecretRef.name" in err
     assert "'nope' does not exist" in err
+
+
+def test_the_ca_bundle_reaches_the_relay_as_the_operator_puts_it(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """The same gathering as the operator's: spec.caBundleRef is read from a ConfigMap among the manifests."""
+    pem = trustme.CA().cert_pem.bytes().decode()
+    docs = [
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "private-ca"}, "data": {"ca.crt": pem}},
+        {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "c"}, "stringData": {"password": "pw"}},
+        {
+            "apiVersion": "postmaster.dev/v1alpha1",
+            "kind": "MailProvider",
+            "metadata": {"name": "internal"},
+            "spec": {
+                "host": "smtp.internal.example",
+                "port": 587,
+                "from": {"address": "a@example.com"},
+                "auth": {"credentialsSecretRef": {"name": "c"}, "username": "u"},
+                "caBundleRef": {"name": "private-ca"},
+            },
+        },
+    ]
+    (tmp_path / "all.yaml").write_text(yaml.safe_dump_all(docs))
+    code, out, _ = run(capsys, str(tmp_path / "all.yaml"))
+    assert code == 0
+    relay = next(d for d in out if d["kind"] == "ConfigMap")
+    assert relay["data"]["ca.crt"] == pem
+    assert "smtp_tls_CAfile = /etc/postfix/postmaster/ca.crt" in relay["data"]["main.cf"]
+    (tmp_path / "all.yaml").write_text(yaml.safe_dump_all(docs[1:]))  # without the ConfigMap: named, as in status
+    code, _, err = run(capsys, str(tmp_path / "all.yaml"))
+    assert code == 1
+    assert "spec.caBundleRef" in err
+    assert "private-ca" in err
