@@ -18,6 +18,7 @@ import kopf
 
 from postmaster import GROUP, VERSION
 from postmaster.api.resources import MAIL_PROVIDER, RESTRICTION_POLICY, SENDING_DOMAIN
+from postmaster.render.ownership import fingerprint
 from postmaster.runtime import Runtime, Settings
 from postmaster.runtime.members import (
     OURS,
@@ -25,7 +26,6 @@ from postmaster.runtime.members import (
     PolicyMember,
     ProviderEntry,
     domain_member,
-    fingerprint,
     policy_member,
     provider_entry,
     provider_ref,

@@ -6,6 +6,9 @@ copied `app.kubernetes.io/instance` makes Argo CD treat the child as its own and
 
 from __future__ import annotations
 
+import hashlib
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,3 +51,21 @@ def child_metadata(owner: Owner, name: str, component: str) -> dict[str, Any]:
         },
         "ownerReferences": [owner.reference()],
     }
+
+
+def _owner_keys(refs: list[dict[str, Any]] | None) -> list[list[Any]]:
+    return [[o.get("apiVersion"), o.get("kind"), o.get("name"), o.get("uid")] for o in refs or []]
+
+
+def fingerprint(obj: Mapping[str, Any]) -> str:
+    """What an object the operator owns says (labels, owners, type, data, spec), as one digest: equal digests,
+    nothing to write. Computed the same way from a rendered manifest and from the object the API server holds."""
+    meta = obj.get("metadata") or {}
+    content = [
+        meta.get("labels") or {},
+        _owner_keys(meta.get("ownerReferences")),
+        obj.get("type"),
+        obj.get("data") or {},
+        obj.get("spec"),
+    ]
+    return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()

@@ -1,4 +1,4 @@
-"""The operator's own calls to the Kubernetes API: a small asyncio client on aiohttp, counted.
+"""The operator's own calls to the Kubernetes API: a small asyncio client on aiohttp.
 
 kopf already speaks to the API server over aiohttp; the operator's few calls (read a Secret or ConfigMap, write an
 output, patch a status, post an Event, write a DNSEndpoint) use the same library with the same credentials (kopf's
@@ -6,9 +6,7 @@ login: the service account in a Pod, else the kubeconfig), on one connection poo
 are read again when the server answers 401 (a service-account token rotates).
 
 API errors are raised as `KubeError` carrying the status code and the server's reason only: the response body of
-a failed Secret write is never logged or put into status. Every request is counted by verb and resource
-(`Kube.requests`), so the benchmark can compare what the operator thinks it asked with what the API server
-counted.
+a failed Secret write is never logged or put into status.
 """
 
 from __future__ import annotations
@@ -16,7 +14,6 @@ from __future__ import annotations
 import base64
 import json
 import logging
-from collections import Counter
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -26,11 +23,11 @@ import kopf
 
 from postmaster import GROUP, VERSION
 from postmaster.api.resources import Resource
+from postmaster.render.ownership import fingerprint
 
 log = logging.getLogger(__name__)
 USER_AGENT = "postmaster-operator"
 Login = Callable[[], kopf.ConnectionInfo | None]
-_VERBS = {"GET": "get", "POST": "create", "PUT": "update", "PATCH": "patch"}
 
 
 class KubeError(Exception):
@@ -67,7 +64,6 @@ class Kube:
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._session: aiohttp.ClientSession | None = None
         self._server = ""
-        self.requests: Counter[tuple[str, str]] = Counter()
 
     def _connect(self) -> aiohttp.ClientSession:
         info = self._login()
@@ -89,7 +85,6 @@ class Kube:
     async def _request(
         self,
         method: str,
-        resource: str,
         action: str,
         path: str,
         *,
@@ -98,7 +93,6 @@ class Kube:
         missing_ok: bool = False,
     ) -> dict[str, Any] | None:
         """One request; the decoded answer, or None for 404 when `missing_ok`. Raises KubeError."""
-        self.requests[(_VERBS[method], resource)] += 1
         for attempt in (1, 2):
             session = self._session or self._connect()
             headers = {"Content-Type": content_type} if body is not None else None
@@ -123,7 +117,7 @@ class Kube:
     async def read_secret(self, namespace: str, name: str) -> tuple[dict[str, str], dict[str, str]] | None:
         """(decoded data, annotations) of a Secret, or None when it does not exist."""
         action = f"read Secret {namespace}/{name}"
-        secret = await self._request("GET", "secrets", action, _core(namespace, "secrets", name), missing_ok=True)
+        secret = await self._request("GET", action, _core(namespace, "secrets", name), missing_ok=True)
         if secret is None:
             return None
         return decode_secret_data(secret.get("data")), dict((secret.get("metadata") or {}).get("annotations") or {})
@@ -135,7 +129,7 @@ class Kube:
     async def read_configmap_data(self, namespace: str, name: str) -> dict[str, str] | None:
         path = _core(namespace, "configmaps", name)
         action = f"read ConfigMap {namespace}/{name}"
-        cm = await self._request("GET", "configmaps", action, path, missing_ok=True)
+        cm = await self._request("GET", action, path, missing_ok=True)
         return None if cm is None else dict(cm.get("data") or {})
 
     async def put(self, manifest: dict[str, Any], *, exists: bool) -> None:
@@ -146,7 +140,7 @@ class Kube:
         plural = {"Secret": "secrets", "ConfigMap": "configmaps"}[kind]
 
         async def create() -> None:
-            await self._request("POST", plural, f"create {kind} {ns}/{name}", _core(ns, plural), body=manifest)
+            await self._request("POST", f"create {kind} {ns}/{name}", _core(ns, plural), body=manifest)
 
         if not exists:
             try:
@@ -158,7 +152,7 @@ class Kube:
                 return
         # Secrets and ConfigMaps allow an update without a resourceVersion: the operator owns them whole.
         try:
-            await self._request("PUT", plural, f"update {kind} {ns}/{name}", _core(ns, plural, name), body=manifest)
+            await self._request("PUT", f"update {kind} {ns}/{name}", _core(ns, plural, name), body=manifest)
         except KubeError as exc:
             if exc.status != 404:
                 raise
@@ -169,13 +163,12 @@ class Kube:
     async def get_custom(self, resource: Resource, namespace: str, name: str) -> dict[str, Any] | None:
         path = _custom(GROUP, VERSION, namespace, resource.plural, name)
         action = f"read {resource.kind} {namespace}/{name}"
-        return await self._request("GET", resource.plural, action, path, missing_ok=True)
+        return await self._request("GET", action, path, missing_ok=True)
 
     async def patch_status(self, resource: Resource, namespace: str, name: str, status: dict[str, Any]) -> None:
         """A JSON merge patch (RFC 7396) of the status subresource."""
         await self._request(
             "PATCH",
-            f"{resource.plural}/status",
             f"patch {resource.kind} {namespace}/{name} status",
             _custom(GROUP, VERSION, namespace, resource.plural, name) + "/status",
             body={"status": status},
@@ -190,15 +183,15 @@ class Kube:
         meta = manifest["metadata"]
         ns, name, kind = meta["namespace"], meta["name"], manifest["kind"]
         path = _custom(group, version, ns, plural, name)
-        current = await self._request("GET", plural, f"read {kind} {ns}/{name}", path, missing_ok=True)
+        current = await self._request("GET", f"read {kind} {ns}/{name}", path, missing_ok=True)
         if current is None:
             collection = _custom(group, version, ns, plural)
-            await self._request("POST", plural, f"create {kind} {ns}/{name}", collection, body=manifest)
+            await self._request("POST", f"create {kind} {ns}/{name}", collection, body=manifest)
             return True
-        if same_object(current, manifest):
+        if fingerprint(current) == fingerprint(manifest):
             return False
         body = {**manifest, "metadata": {**meta, "resourceVersion": current["metadata"]["resourceVersion"]}}
-        await self._request("PUT", plural, f"update {kind} {ns}/{name}", path, body=body)
+        await self._request("PUT", f"update {kind} {ns}/{name}", path, body=body)
         return True
 
     # --- Events ---------------------------------------------------------------------------------------
@@ -228,7 +221,7 @@ class Kube:
             "count": 1,
         }
         try:
-            await self._request("POST", "events", "create Event", _core(ref.namespace, "events"), body=event)
+            await self._request("POST", "create Event", _core(ref.namespace, "events"), body=event)
         except KubeError as exc:
             log.warning("could not record event %s on %s/%s: %s", reason, ref.namespace, ref.name, exc)
 
@@ -253,21 +246,3 @@ class ObjectRef:
 
     def __repr__(self) -> str:
         return f"{self.kind} {self.namespace}/{self.name}"
-
-
-def _owner_keys(refs: list[dict[str, Any]] | None) -> list[tuple[Any, ...]]:
-    return [(o.get("apiVersion"), o.get("kind"), o.get("name"), o.get("uid")) for o in refs or []]
-
-
-def same_object(existing: dict[str, Any], desired: dict[str, Any]) -> bool:
-    """Whether an object the operator owns already says what `desired` says (labels, the annotations it
-    sets, owner references, data, type, spec)."""
-    have, want = existing.get("metadata", {}), desired["metadata"]
-    return (
-        (have.get("labels") or {}) == want.get("labels", {})
-        and all((have.get("annotations") or {}).get(k) == v for k, v in want.get("annotations", {}).items())
-        and _owner_keys(have.get("ownerReferences")) == _owner_keys(want.get("ownerReferences"))
-        and (existing.get("data") or {}) == desired.get("data", {})
-        and existing.get("type") == desired.get("type")
-        and existing.get("spec") == desired.get("spec")
-    )

@@ -8,8 +8,6 @@ small: they run on every event of their kind.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -98,23 +96,6 @@ def references(entry: ProviderEntry, namespace: str, name: str) -> dict[tuple[st
     if entry.spec.ca_bundle_ref is not None:
         refs[("ConfigMap", namespace, entry.spec.ca_bundle_ref.name)] = name
     return refs
-
-
-def _owner_keys(refs: list[dict[str, Any]] | None) -> list[list[Any]]:
-    return [[o.get("apiVersion"), o.get("kind"), o.get("name"), o.get("uid")] for o in refs or []]
-
-
-def fingerprint(obj: Mapping[str, Any]) -> str:
-    """What an output the operator writes says (labels, owners, type, data), as one digest: equal digests, nothing
-    to write. Computed the same way from a rendered manifest and from the object the API server holds."""
-    meta = obj.get("metadata") or {}
-    content = [
-        meta.get("labels") or {},
-        _owner_keys(meta.get("ownerReferences")),
-        obj.get("type"),
-        obj.get("data") or {},
-    ]
-    return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
 
 
 class Members:

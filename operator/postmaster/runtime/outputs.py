@@ -19,11 +19,11 @@ from postmaster.api.restrictionpolicy import RestrictionPolicyStatus
 from postmaster.conditions import Stamp, now_rfc3339
 from postmaster.gather import ProviderInputs, gather_provider, provider_outputs
 from postmaster.render.access import NamedPolicy
-from postmaster.render.ownership import Owner
+from postmaster.render.ownership import Owner, fingerprint
 from postmaster.render.relay import relay_name
 from postmaster.resolution import SpecError
 from postmaster.runtime.kube import ObjectRef
-from postmaster.runtime.members import PolicyMember, fingerprint
+from postmaster.runtime.members import PolicyMember
 from postmaster.runtime.scheduler import Scheduler
 from postmaster.statuses import PROBE_DISABLED, ProviderStanding, mailprovider_status, restrictionpolicy_status
 
